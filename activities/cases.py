@@ -1,0 +1,256 @@
+"""Activities: every side effect a case has, as methods of one class.
+
+The class receives its database and gateways, so the worker wires the real ones and tests
+wire real local ones. Each method is idempotent: a retry after a crash finds its own earlier
+write (audit seq, ledger key) and does nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.db import Approval, AuditRecord, Case, Database
+from activities.notifications import queue, render
+from activities.orders import OrderSystem
+from activities.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable, RefundLedger
+from activities.staff import StaffDirectory
+from settings import Settings
+from workflows.models import (
+    ApprovalState,
+    ApproverDirectory,
+    ApproverLookup,
+    AuditEntry,
+    CaseOpening,
+    CaseRules,
+    CaseStatus,
+    Department,
+    Notice,
+    OrderVerdict,
+    Recipient,
+    RefundCheck,
+    RefundInstruction,
+    RefundReceipt,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class CaseActivities:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        orders: OrderSystem,
+        payments: PaymentGateway,
+        settings: Settings,
+    ) -> None:
+        self.db = db
+        self.orders = orders
+        self.payments = payments
+        self.settings = settings
+        self.staff = StaffDirectory(db)
+        self.ledger = RefundLedger(db)
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity, for the worker's registration."""
+        return [
+            self.open_case,
+            self.record_event,
+            self.send_notice,
+            self.verify_refund,
+            self.find_approvers,
+            self.issue_refund,
+        ]
+
+    # ---- the case record -----------------------------------------------------------------
+
+    @activity.defn(name="open_case")
+    def open_case(self, opening: CaseOpening) -> CaseRules:
+        """Create the case row with today's rules, or return the rules it opened with."""
+        existing = self._stored_rules(opening.case_id)
+        if existing is not None:
+            return existing
+        rules = self.settings.case_rules()
+        try:
+            with self.db.transaction() as session:
+                session.add(
+                    Case(
+                        id=opening.case_id,
+                        type=opening.case_type.value,
+                        status=CaseStatus.RECEIVED.value,
+                        step="Received",
+                        order_id=opening.order_id,
+                        customer_id=opening.customer_id,
+                        amount=opening.amount,
+                        requested_by=opening.requested_by,
+                        request=opening.request,
+                        rules=rules.model_dump(mode="json"),
+                        opened_at=opening.opened_at,
+                        updated_at=opening.opened_at,
+                    )
+                )
+        except IntegrityError:
+            existing = self._stored_rules(opening.case_id)
+            if existing is None:
+                raise
+            return existing
+        log.info("case_opened", case_type=opening.case_type.value)
+        return rules
+
+    def _stored_rules(self, case_id: str) -> CaseRules | None:
+        with self.db.transaction() as session:
+            case = session.get(Case, case_id)
+            return None if case is None else CaseRules.model_validate(case.rules)
+
+    @activity.defn(name="record_event")
+    def record_event(self, entry: AuditEntry) -> None:
+        """Append to the audit trail and move the case's status and step."""
+        with self.db.transaction() as session:
+            _record(session, entry)
+
+    @activity.defn(name="send_notice")
+    def send_notice(self, notice: Notice) -> None:
+        """Render the email and queue it with its audit line, in one transaction."""
+        with self.db.transaction() as session:
+            case = session.get(Case, notice.entry.case_id)
+            customer_id = case.customer_id if case else None
+        # Looked up outside the write transaction: the order system may be this database.
+        customer = self.orders.get_customer(customer_id) if customer_id else None
+        context = {
+            "company_name": self.settings.company_name,
+            "customer_name": customer.name if customer else "Customer",
+            "extension": self._department(notice).extension if notice.department else "",
+            **notice.context,
+        }
+        email = render(notice.template, context)
+        to = self._addresses(notice, customer.email if customer else None)
+        with self.db.transaction() as session:
+            if not _record(session, notice.entry):
+                return  # queued by an earlier attempt
+            queue(
+                session,
+                case_id=notice.entry.case_id,
+                key=f"{notice.entry.case_id}/{notice.entry.seq}",
+                template=notice.template,
+                to=to,
+                email=email,
+                at=notice.entry.at,
+            )
+        log.info("email_queued", template=notice.template, recipients=len(to))
+
+    def _department(self, notice: Notice) -> Department:
+        name = notice.department or ""
+        if name not in self.settings.departments:
+            raise ApplicationError(f"unknown department {name!r}", type="InvalidRequest")
+        return self.settings.departments[name]
+
+    def _addresses(self, notice: Notice, customer_email: str | None) -> list[str]:
+        match notice.recipient:
+            case Recipient.CUSTOMER:
+                return [customer_email] if customer_email else []
+            case Recipient.APPROVERS:
+                return self.staff.emails(notice.staff_ids) or [self.settings.cs_manager_email]
+            case Recipient.CS_MANAGER:
+                return [self.settings.cs_manager_email]
+            case Recipient.DEPARTMENT:
+                return [self._department(notice).email]
+
+    # ---- the order system ----------------------------------------------------------------
+
+    @activity.defn(name="verify_refund")
+    def verify_refund(self, check: RefundCheck) -> OrderVerdict:
+        """The order exists, is the customer's, and still has this much refundable."""
+        order = self.orders.get_order(check.order_id)
+        if order is None:
+            return OrderVerdict(ok=False, reason=f"order {check.order_id} does not exist")
+        if order.customer_id != check.customer_id:
+            return OrderVerdict(ok=False, reason=f"order {check.order_id} is not this customer's")
+        if check.amount > order.refundable:
+            return OrderVerdict(
+                ok=False,
+                reason=f"only {order.refundable:.2f} of order {order.id} is still refundable",
+                refundable=order.refundable,
+            )
+        return OrderVerdict(ok=True, refundable=order.refundable)
+
+    # ---- staff ---------------------------------------------------------------------------
+
+    @activity.defn(name="find_approvers")
+    def find_approvers(self, lookup: ApproverLookup) -> ApproverDirectory:
+        """The staff directory as of ``lookup.at``, delegations included."""
+        return self.staff.approver_directory(lookup.at)
+
+    # ---- money ---------------------------------------------------------------------------
+
+    @activity.defn(name="issue_refund")
+    def issue_refund(self, instruction: RefundInstruction) -> RefundReceipt:
+        """Pay once: the ledger's unique key turns a retried call into a lookup."""
+        paid = self.ledger.find(instruction.idempotency_key)
+        if paid is not None:
+            log.info("refund_already_issued", reference=paid.reference)
+            return paid
+        try:
+            reference = self.payments.refund(instruction)
+        except PaymentDeclined as err:
+            raise ApplicationError(str(err), type="PaymentDeclined", non_retryable=True) from err
+        except PaymentUnavailable as err:
+            raise ApplicationError(str(err), type="PaymentUnavailable") from err
+        receipt = self.ledger.record(instruction, reference)
+        log.info("refund_issued", method=receipt.method.value, reference=receipt.reference)
+        return receipt
+
+
+def _record(session: Session, entry: AuditEntry) -> bool:
+    """Write one audit line and its effects on the case; False when already written."""
+    already = session.scalar(
+        select(AuditRecord.id).where(
+            AuditRecord.case_id == entry.case_id, AuditRecord.seq == entry.seq
+        )
+    )
+    if already is not None:
+        return False
+    session.add(
+        AuditRecord(
+            case_id=entry.case_id,
+            seq=entry.seq,
+            at=entry.at,
+            event=entry.event,
+            actor=entry.actor,
+            detail=entry.detail,
+        )
+    )
+    case = session.get(Case, entry.case_id)
+    if case is not None:
+        if entry.status is not None:
+            case.status = entry.status.value
+        if entry.step is not None:
+            case.step = entry.step
+        case.updated_at = max(case.updated_at, entry.at)
+    if entry.approval is not None:
+        _save_approval(session, entry.case_id, entry.approval)
+    return True
+
+
+def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None:
+    row = session.get(Approval, case_id) or Approval(case_id=case_id)
+    row.status = state.status.value
+    row.amount = state.amount
+    row.reason = state.reason
+    row.requested_by = state.requested_by
+    row.requested_at = state.requested_at
+    row.remind_at = state.remind_at
+    row.escalate_at = state.escalate_at
+    row.due_at = state.due_at
+    row.eligible_approvers = list(state.eligible_approvers)
+    row.decided_by = state.decided_by
+    row.decided_at = state.decided_at
+    row.note = state.note
+    session.add(row)

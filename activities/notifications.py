@@ -1,0 +1,62 @@
+"""Emails: rendered from templates (one per message) and queued in the outbox.
+
+Queuing happens in the caller's transaction, with the audit line, so a case never records a
+message it did not queue (or the reverse). Delivery is ``activities.mail``'s concern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from string import Template
+
+from sqlalchemy.orm import Session
+
+from activities.db import OutboxEmail
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    body: str
+
+
+@cache
+def _template(name: str) -> tuple[Template, Template]:
+    text = resources.files("activities").joinpath(f"templates/{name}.txt").read_text("utf-8")
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ValueError(f"template {name} must start with a 'Subject: ' line")
+    return Template(first.removeprefix("Subject: ")), Template(body)
+
+
+def render(name: str, context: dict[str, str]) -> Email:
+    """Fill template ``name``; a missing fact is an error, never a blank in a customer email."""
+    subject, body = _template(name)
+    return Email(subject=subject.substitute(context), body=body.substitute(context))
+
+
+def queue(
+    session: Session,
+    *,
+    case_id: str,
+    key: str,
+    template: str,
+    to: list[str],
+    email: Email,
+    at: datetime,
+) -> None:
+    for index, address in enumerate(to):
+        session.add(
+            OutboxEmail(
+                dedup_key=f"{key}/{index}",
+                case_id=case_id,
+                template=template,
+                to_address=address,
+                subject=email.subject,
+                body=email.body,
+                created_at=at,
+            )
+        )

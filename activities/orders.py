@@ -1,0 +1,95 @@
+"""The order system: where orders, their lines and what was refunded live.
+
+``LocalOrderSystem`` is the default, real code over this product's database. A company with
+its own order system implements ``OrderSystem`` and names it in ORDER_SYSTEM.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from activities.db import Customer, Database, Order, OrderLine
+
+
+class OrderLineInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    description: str
+    quantity: int
+    unit_price: Decimal
+
+
+class OrderInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    customer_id: str
+    status: str
+    total: Decimal
+    refunded: Decimal
+    placed_at: datetime
+    delivered_at: datetime | None
+    lines: tuple[OrderLineInfo, ...] = ()
+
+    @property
+    def refundable(self) -> Decimal:
+        return self.total - self.refunded
+
+
+class CustomerInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+    email: str
+    vip: bool
+
+
+class OrderSystem(Protocol):
+    def get_order(self, order_id: str) -> OrderInfo | None: ...
+
+    def get_customer(self, customer_id: str) -> CustomerInfo | None: ...
+
+
+class LocalOrderSystem:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get_order(self, order_id: str) -> OrderInfo | None:
+        with self._db.transaction() as session:
+            order = session.get(Order, order_id)
+            if order is None:
+                return None
+            lines = session.scalars(
+                select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.sku)
+            ).all()
+            return OrderInfo(
+                id=order.id,
+                customer_id=order.customer_id,
+                status=order.status,
+                total=order.total,
+                refunded=order.refunded,
+                placed_at=order.placed_at,
+                delivered_at=order.delivered_at,
+                lines=tuple(
+                    OrderLineInfo(
+                        sku=line.sku,
+                        description=line.description,
+                        quantity=line.quantity,
+                        unit_price=line.unit_price,
+                    )
+                    for line in lines
+                ),
+            )
+
+    def get_customer(self, customer_id: str) -> CustomerInfo | None:
+        with self._db.transaction() as session:
+            customer = session.get(Customer, customer_id)
+            if customer is None:
+                return None
+            return CustomerInfo(
+                id=customer.id, name=customer.name, email=customer.email, vip=customer.vip
+            )

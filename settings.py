@@ -1,0 +1,140 @@
+"""Every setting of the product, read once from the environment.
+
+Defaults are the written procedures' own rules (see ``../docs``). A setting changes new cases
+only: the rules in force when a case opens are recorded with it (``CaseRules``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.calendar import BusinessCalendar
+from workflows.models import ApprovalRules, CaseRules, Department
+
+ROOT = Path(__file__).resolve().parent
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+
+def _default_departments() -> dict[str, Department]:
+    return {
+        "quality_assurance": Department(
+            name="Quality Assurance", extension="311", email="qa@exoticmeats.com"
+        ),
+        "food_safety": Department(name="Food Safety", extension="311", email="qa@exoticmeats.com"),
+        "commercial": Department(
+            name="Commercial", extension="201", email="commercial@exoticmeats.com"
+        ),
+        "it_support": Department(
+            name="IT Support", extension="411", email="techsupport@exoticmeats.com"
+        ),
+        "accounting": Department(
+            name="Accounting", extension="203", email="accounting@exoticmeats.com"
+        ),
+    }
+
+
+class Settings(BaseSettings):
+    """Environment variables are the field names in upper case (``DATABASE_URL``...)."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    # Where things run. Temporal's own connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+    # TEMPORAL_TLS*, TEMPORAL_API_KEY) is read by temporalio.envconfig, not here.
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'cases.db'}"
+    task_queue: str = "casework"
+    var_dir: Path = ROOT / "var"
+    dev_server_port: int = 7233
+    dev_server_ui_port: int = 8233
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    # Pluggable external systems ("module:factory"); the defaults are local, over the database.
+    order_system: str = "activities.orders:LocalOrderSystem"
+    payment_gateway: str = "activities.payments:LocalPaymentGateway"
+    email_transport: Literal["outbox", "smtp"] = "outbox"
+    smtp: SmtpSettings = SmtpSettings()
+
+    # The company.
+    company_name: str = "Exotic Meats Company"
+    currency: str = "USD"
+    support_email: str = "support@exoticmeats.com"
+    cs_manager_email: str = "csmanager@exoticmeats.com"
+    return_address: str = "Exotic Meats Company Returns, 100 Warehouse Way, Austin, TX 78701"
+    departments: dict[str, Department] = Field(default_factory=_default_departments)
+
+    # Manager Authorization Required (strictly greater than each amount).
+    refund_approval_above: Decimal = Decimal("500.00")
+    complaint_settlement_above: Decimal = Decimal("1000.00")
+    freight_claim_above: Decimal = Decimal("200.00")
+    approver_roles: tuple[str, ...] = ("supervisor", "manager")
+
+    # Hours of Operation: 8 AM - 8 PM Eastern, Monday-Friday.
+    business_timezone: str = "America/New_York"
+    business_opens: time = time(8, 0)
+    business_closes: time = time(20, 0)
+    business_days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    holidays: tuple[date, ...] = ()
+
+    # Approval gate timings, in business time.
+    approval_remind_after: timedelta = timedelta(hours=4)
+    approval_escalate_after: timedelta = timedelta(hours=8)
+    approval_expire_after_days: int = 3
+
+    # Returns Processing.
+    return_window: timedelta = timedelta(days=30)
+    return_reminder_after: timedelta = timedelta(days=14)
+    ra_expires_after: timedelta = timedelta(days=30)
+
+    # Follow-up Procedures.
+    follow_up_within: timedelta = timedelta(hours=24)
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            timezone=self.business_timezone,
+            opens=self.business_opens,
+            closes=self.business_closes,
+            workdays=self.business_days,
+            holidays=self.holidays,
+        )
+
+    def case_rules(self) -> CaseRules:
+        """The rules a case opened now is held to, for its whole life."""
+        return CaseRules(
+            currency=self.currency,
+            refund_approval_above=self.refund_approval_above,
+            complaint_settlement_above=self.complaint_settlement_above,
+            freight_claim_above=self.freight_claim_above,
+            calendar=self.calendar,
+            approval=ApprovalRules(
+                remind_after=self.approval_remind_after,
+                escalate_after=self.approval_escalate_after,
+                expire_after_days=self.approval_expire_after_days,
+                approver_roles=self.approver_roles,
+            ),
+            return_window=self.return_window,
+            return_reminder_after=self.return_reminder_after,
+            ra_expires_after=self.ra_expires_after,
+            follow_up_within=self.follow_up_within,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

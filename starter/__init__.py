@@ -1,0 +1,185 @@
+"""Starting cases and deciding approvals: the typed client every caller uses.
+
+``DATA_CONVERTER`` is the one converter of every client and worker (pydantic v2 models,
+Decimal and datetime round-trip exactly). A case id derives from the caller's request id, so
+the same business event sent twice finds the first case instead of opening a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from settings import get_settings
+from workflows import visibility
+from workflows.models import (
+    ApprovalState,
+    CaseState,
+    CaseType,
+    Decision,
+    RefundRequest,
+    StoreCreditChoice,
+)
+from workflows.refund import RefundWorkflow
+
+DATA_CONVERTER = pydantic_data_converter
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+
+__all__ = [
+    "DATA_CONVERTER",
+    "DecisionRefused",
+    "StartedCase",
+    "case_id_for",
+    "case_state",
+    "choose_store_credit",
+    "connect",
+    "decide",
+    "ensure_search_attributes",
+    "start_refund",
+]
+
+
+async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+    """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile)."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    return await Client.connect(**config, data_converter=DATA_CONVERTER)
+
+
+@dataclass(frozen=True)
+class StartedCase:
+    case_id: str
+    workflow_id: str
+    run_id: str | None
+    handle: WorkflowHandle[Any, Any] = field(repr=False, compare=False)
+
+
+class DecisionRefused(Exception):
+    """The workflow refused a decision; ``kind`` is NotAuthorized or NoDecisionPending."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def case_id_for(case_type: CaseType, request_id: str) -> str:
+    return f"{case_type.value.replace('_', '-')}-{request_id}"
+
+
+async def start_refund(
+    client: Client, request: RefundRequest, *, task_queue: str | None = None
+) -> StartedCase:
+    """Open a refund case; the same ``request_id`` twice returns the first case."""
+    case_id = case_id_for(CaseType.REFUND, request.request_id)
+    return await _start(
+        client,
+        RefundWorkflow.run,
+        request,
+        case_id=case_id,
+        case_type=CaseType.REFUND,
+        order_id=request.order_id,
+        customer_id=request.customer_id,
+        amount=request.amount,
+        summary=f"Refund ${request.amount:,.2f} for order {request.order_id}",
+        task_queue=task_queue,
+    )
+
+
+async def _start(
+    client: Client,
+    run: object,
+    request: object,
+    *,
+    case_id: str,
+    case_type: CaseType,
+    order_id: str,
+    customer_id: str,
+    amount: Decimal | None,
+    summary: str,
+    task_queue: str | None,
+) -> StartedCase:
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(visibility.CASE_TYPE, case_type.value),
+        SearchAttributePair(visibility.CASE_STATUS, "received"),
+        SearchAttributePair(visibility.ORDER_ID, order_id),
+        SearchAttributePair(visibility.CUSTOMER_ID, customer_id),
+    ]
+    if amount is not None:
+        attributes.append(SearchAttributePair(visibility.AMOUNT, float(amount)))
+    try:
+        handle: WorkflowHandle[object, object] = await client.start_workflow(
+            run,  # type: ignore[call-overload]
+            request,
+            id=case_id,
+            task_queue=task_queue or get_settings().task_queue,
+            # A running case with this id is the same business event: return it.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A closed one too: a case is never opened twice for one request.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(attributes),
+            static_summary=summary,
+        )
+        return StartedCase(case_id, case_id, handle.result_run_id, handle)
+    except WorkflowAlreadyStartedError as err:
+        return StartedCase(case_id, case_id, err.run_id, client.get_workflow_handle(case_id))
+
+
+async def case_state(client: Client, case_id: str) -> CaseState:
+    state: CaseState = await client.get_workflow_handle(case_id).query(
+        "state", result_type=CaseState
+    )
+    return state
+
+
+async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalState:
+    """Send a decision as an update: the answer is the workflow's own, or DecisionRefused."""
+    handle = client.get_workflow_handle(case_id)
+    try:
+        approval: ApprovalState = await handle.execute_update(
+            "decide", decision, result_type=ApprovalState, id=decision.event_id
+        )
+        return approval
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type:
+            raise DecisionRefused(cause.type, cause.message) from err
+        raise
+
+
+async def choose_store_credit(client: Client, case_id: str, choice: StoreCreditChoice) -> None:
+    await client.get_workflow_handle(case_id).signal("choose_store_credit", choice)
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register the case search attributes on the namespace; existing ones are kept."""
+    for key in visibility.ALL_KEYS:
+        request = AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)},
+        )
+        try:
+            await client.operator_service.add_search_attributes(request)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.ALREADY_EXISTS:
+                raise

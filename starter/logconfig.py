@@ -1,0 +1,106 @@
+"""structlog, configured once for every process (worker, API, CLI).
+
+Console lines in development, JSON with LOG_FORMAT=json. Temporal's workflow and activity
+context (workflow id, run id, activity) is bound to every line, stdlib records included, and
+anything that looks like an email address or phone number is masked before it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from temporalio import activity, workflow
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{7,}\d")
+_PII_KEYS = {"email", "phone", "address", "to_address", "customer_email"}
+
+
+def mask(text: str) -> str:
+    """Hide emails and phone numbers, keeping enough to tell them apart."""
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _PHONE.sub(lambda m: "***" + m.group(0)[-2:], text)
+
+
+def _mask_pii(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event.items()):
+        if key in _PII_KEYS and value:
+            event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = mask(value)
+    return event
+
+
+def _temporal_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if activity.in_activity():
+        info = activity.info()
+        event.setdefault("workflow_id", info.workflow_id)
+        event.setdefault("run_id", info.workflow_run_id)
+        event.setdefault("activity", info.activity_type)
+        event.setdefault("attempt", info.attempt)
+    elif workflow.in_workflow():
+        event.setdefault("workflow_id", workflow.info().workflow_id)
+        event.setdefault("run_id", workflow.info().run_id)
+    # temporalio's own loggers attach their context as an ``extra`` dict.
+    for key in ("temporal_workflow", "temporal_activity"):
+        context = event.pop(key, None)
+        if isinstance(context, dict):
+            event.setdefault("workflow_id", context.get("workflow_id"))
+            event.setdefault("run_id", context.get("run_id"))
+            if "activity_type" in context:
+                event.setdefault("activity", context["activity_type"])
+    return event
+
+
+_configured = False
+
+
+def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _temporal_context,
+        _mask_pii,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("sqlalchemy.engine", "httpx", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The context is bound as fields above; do not repeat it inside the message text.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False

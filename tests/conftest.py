@@ -1,0 +1,276 @@
+"""Shared fixtures: real Temporal servers, real databases, the real worker.
+
+- ``env``: the time-skipping test server (timers of days pass in milliseconds).
+- ``database_url``: a fresh, migrated database per test; SQLite, or PostgreSQL for tests
+  marked to run on both (``backend`` parameter).
+- ``shop``: customers, orders and staff every specification talks about.
+- ``worker``: the production worker over that database on its own task queue.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import migrations
+from activities.cases import CaseActivities
+from activities.db import Customer, Database, Order, OrderLine
+from activities.staff import StaffDirectory
+from settings import Settings
+from starter import DATA_CONVERTER, StartedCase, ensure_search_attributes, start_refund
+from worker import build_activities, build_worker
+from workflows import visibility
+from workflows.models import RefundRequest
+
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+# ---- Temporal ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    ) as environment:
+        await ensure_search_attributes(environment.client)
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (visibility, search attributes), for end-to-end tests."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=list(visibility.ALL_KEYS),
+        ui=False,
+    ) as environment:
+        yield environment
+
+
+# ---- databases -------------------------------------------------------------------------------
+
+
+def _postgres_reachable() -> bool:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Overridden to ["sqlite", "postgresql"] by tests that must pass on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'cases.db'}"
+        migrations.upgrade(url)
+        yield url
+        return
+    if not _postgres_reachable():
+        pytest.skip(f"no PostgreSQL reachable at {PG_ADMIN_URL}")
+    name = f"casework_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+# ---- the shop every specification talks about ------------------------------------------------
+
+
+@dataclass
+class Shop:
+    db: Database
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def add_order(
+        self,
+        order_id: str,
+        total: str,
+        *,
+        customer_id: str = "C-100",
+        status: str = "delivered",
+        delivered_days_ago: int = 3,
+        payment_account: str = "active",
+        lines: tuple[tuple[str, int, str], ...] = (),
+    ) -> None:
+        now = datetime.now(UTC)
+        with self.db.transaction() as session:
+            session.add(
+                Order(
+                    id=order_id,
+                    customer_id=customer_id,
+                    status=status,
+                    total=Decimal(total),
+                    refunded=Decimal("0"),
+                    placed_at=now - timedelta(days=delivered_days_ago + 4),
+                    delivered_at=(
+                        now - timedelta(days=delivered_days_ago) if status == "delivered" else None
+                    ),
+                    payment_account=payment_account,
+                )
+            )
+            for sku, quantity, unit_price in lines:
+                session.add(
+                    OrderLine(
+                        order_id=order_id,
+                        sku=sku,
+                        description=sku,
+                        quantity=quantity,
+                        unit_price=Decimal(unit_price),
+                    )
+                )
+
+
+@pytest.fixture
+def shop(db: Database) -> Shop:
+    """Customers C-100 (Ada) and C-200 (VIP Grace); orders; agents and approvers."""
+    shop = Shop(db)
+    with db.transaction() as session:
+        session.add(
+            Customer(
+                id="C-100",
+                name="Ada Lovelace",
+                email="ada@example.com",
+                phone="+1 512 555 0100",
+                address="1 Main St",
+                vip=False,
+            )
+        )
+        session.add(
+            Customer(
+                id="C-200",
+                name="Grace Hopper",
+                email="grace@example.com",
+                phone="+1 512 555 0200",
+                address="2 Main St",
+                vip=True,
+            )
+        )
+    shop.add_order("ORD-1001", "1200.00")
+    shop.add_order("ORD-1002", "300.00")
+    shop.add_order("ORD-2001", "900.00", customer_id="C-200", payment_account="closed")
+    staff = StaffDirectory(db)
+    for staff_id, role, limit in (
+        ("agent-amy", "agent", "0"),
+        ("backend", "backend", "0"),
+        ("sup-sam", "supervisor", "1000.00"),
+        ("mgr-mia", "manager", "5000.00"),
+        ("mgr-max", "manager", "5000.00"),
+        ("sup-low", "supervisor", "600.00"),
+    ):
+        shop.tokens[staff_id] = staff.add(
+            staff_id=staff_id,
+            name=staff_id,
+            email=f"{staff_id}@exoticmeats.com",
+            role=role,
+            approval_limit=Decimal(limit),
+        )
+    return shop
+
+
+# ---- the worker ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, task_queue=f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def activities(shop: Shop, settings: Settings) -> CaseActivities:
+    return build_activities(shop.db, settings)
+
+
+@pytest.fixture
+async def worker(
+    env: WorkflowEnvironment, activities: CaseActivities, settings: Settings
+) -> AsyncIterator[Worker]:
+    async with build_worker(env.client, activities=activities, settings=settings) as running:
+        yield running
+
+
+@pytest.fixture
+def client(env: WorkflowEnvironment) -> Client:
+    return env.client
+
+
+# ---- starting cases in a test --------------------------------------------------------------
+
+
+@dataclass
+class Cases:
+    """Starts cases on the test's task queue and terminates what is left when it ends.
+
+    A case left waiting on a stopped worker would hold the time-skipping server's clock
+    for every later test, so none may outlive its test.
+    """
+
+    client: Client
+    task_queue: str
+    handles: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+
+    async def start(
+        self, start: Callable[..., Awaitable[StartedCase]], request: Any
+    ) -> WorkflowHandle[Any, Any]:
+        started = await start(self.client, request, task_queue=self.task_queue)
+        # The handle from the start call lets the time-skipping server skip while awaited.
+        self.handles.append(started.handle)
+        return started.handle
+
+    async def refund(self, request: RefundRequest) -> WorkflowHandle[Any, Any]:
+        return await self.start(start_refund, request)
+
+    async def close_all(self) -> None:
+        for handle in self.handles:
+            description = await handle.describe()
+            if description.status is WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+
+
+@pytest.fixture
+async def cases(client: Client, worker: Worker, settings: Settings) -> AsyncIterator[Cases]:
+    tracker = Cases(client, settings.task_queue)
+    yield tracker
+    await tracker.close_all()

@@ -1,0 +1,243 @@
+"""RefundWorkflow, specified against the time-skipping server and the real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.db import AuditRecord, LedgerEntry, OutboxEmail
+from starter import DecisionRefused, case_state, choose_store_credit, decide, start_refund
+from tests.conftest import Cases, Shop
+from workflows.models import (
+    ApprovalStatus,
+    CaseState,
+    CaseStatus,
+    Decision,
+    DecisionKind,
+    Outcome,
+    RefundMethod,
+    RefundRequest,
+    StoreCreditChoice,
+)
+
+T = TypeVar("T")
+
+
+def refund(amount: str, order_id: str = "ORD-1001", **overrides: str) -> RefundRequest:
+    fields = {
+        "request_id": f"req-{uuid.uuid4().hex[:10]}",
+        "order_id": order_id,
+        "customer_id": "C-100",
+        "amount": Decimal(amount),
+        "reason": "thawed on arrival",
+        "requested_by": "agent-amy",
+        **overrides,
+    }
+    return RefundRequest.model_validate(fields)
+
+
+async def wait_for_status(client: Client, case_id: str, status: CaseStatus) -> CaseState:
+    for _ in range(200):
+        state = await case_state(client, case_id)
+        if state.status is status:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{case_id} never reached {status}; last: {state.status}")
+
+
+async def eventually(probe: Callable[[], list[T]]) -> list[T]:
+    """The rows ``probe`` finds once the in-flight activity has written them."""
+    for _ in range(100):
+        if rows := probe():
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("nothing appeared")
+
+
+def ledger(shop: Shop) -> list[LedgerEntry]:
+    with shop.db.transaction() as session:
+        return list(session.scalars(select(LedgerEntry)))
+
+
+def outbox(shop: Shop, template: str | None = None) -> list[OutboxEmail]:
+    with shop.db.transaction() as session:
+        query = select(OutboxEmail).order_by(OutboxEmail.id)
+        if template:
+            query = query.where(OutboxEmail.template == template)
+        return list(session.scalars(query))
+
+
+async def test_refund_of_exactly_500_needs_no_manager(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("500.00"))
+    outcome = await handle.result()
+    assert isinstance(outcome, Outcome) or outcome  # typed below
+    state = await case_state(client, handle.id)
+    assert state.status is CaseStatus.COMPLETED
+    assert state.approval is None
+    [entry] = ledger(shop)
+    assert entry.amount == Decimal("500.00")
+    assert entry.method == "original_payment"
+    [email] = outbox(shop, "refund_confirmed")
+    assert email.to_address == "ada@example.com"
+    assert "500.00 USD" in email.body and "5-10 business days" in email.body
+
+
+async def test_refund_over_500_waits_for_manager(client: Client, cases: Cases, shop: Shop) -> None:
+    handle = await cases.refund(refund("500.01"))
+    state = await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    assert state.approval is not None
+    assert state.approval.status is ApprovalStatus.PENDING
+    assert set(state.approval.eligible_approvers) == {"sup-sam", "mgr-mia", "mgr-max", "sup-low"}
+    assert ledger(shop) == []
+    requested = await eventually(lambda: outbox(shop, "approval_requested"))
+    assert {e.to_address for e in requested} == {
+        f"{s}@exoticmeats.com" for s in ("sup-sam", "mgr-mia", "mgr-max", "sup-low")
+    }
+
+    approved = await decide(
+        client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE)
+    )
+    assert approved.status is ApprovalStatus.APPROVED
+    outcome = await handle.result()
+    assert outcome is not None
+    [entry] = ledger(shop)
+    assert entry.amount == Decimal("500.01")
+
+
+async def test_rejected_refund_tells_the_customer(client: Client, cases: Cases, shop: Shop) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await decide(
+        client,
+        handle.id,
+        Decision(approver_id="sup-sam", decision=DecisionKind.REJECT, note="outside policy"),
+    )
+    await handle.result()
+    state = await case_state(client, handle.id)
+    assert state.status is CaseStatus.REJECTED
+    assert ledger(shop) == []
+    [email] = outbox(shop, "refund_rejected")
+    assert "outside policy" in email.body
+
+
+@pytest.mark.parametrize(
+    ("approver", "message"),
+    [
+        ("nobody", "unknown approver"),
+        ("sup-low", "approval limit 600.00 is below 750.00"),
+        ("agent-amy", "requested this case"),
+        ("backend", "may not approve"),
+    ],
+)
+async def test_decision_without_authority_is_refused_and_case_keeps_waiting(
+    client: Client, cases: Cases, shop: Shop, approver: str, message: str
+) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    with pytest.raises(DecisionRefused) as refused:
+        await decide(
+            client, handle.id, Decision(approver_id=approver, decision=DecisionKind.APPROVE)
+        )
+    assert refused.value.kind == "NotAuthorized"
+    assert message in refused.value.message
+    state = await case_state(client, handle.id)
+    assert state.status is CaseStatus.AWAITING_APPROVAL
+    assert state.approval is not None and state.approval.status is ApprovalStatus.PENDING
+
+
+async def test_second_decision_is_refused(client: Client, cases: Cases, shop: Shop) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.REJECT))
+    with pytest.raises(DecisionRefused) as refused:
+        await decide(
+            client, handle.id, Decision(approver_id="mgr-max", decision=DecisionKind.APPROVE)
+        )
+    assert refused.value.kind == "NoDecisionPending"
+    await handle.result()
+    assert (await case_state(client, handle.id)).status is CaseStatus.REJECTED
+    assert ledger(shop) == []
+
+
+async def test_unanswered_approval_reminds_escalates_then_expires(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await handle.result()  # time skips through the business-hour timers
+    state = await case_state(client, handle.id)
+    assert state.status is CaseStatus.EXPIRED
+    assert state.approval is not None
+    assert state.approval.reminded and state.approval.escalated
+    assert len(outbox(shop, "approval_reminder")) == 3
+    [escalation] = outbox(shop, "approval_escalated")
+    assert escalation.to_address == "csmanager@exoticmeats.com"
+    [told] = outbox(shop, "refund_expired")
+    assert told.to_address == "ada@example.com"
+    assert ledger(shop) == []
+
+
+async def test_store_credit_chosen_before_refund_is_used(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await choose_store_credit(client, handle.id, StoreCreditChoice(event_id="evt-1"))
+    await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE))
+    await handle.result()
+    [entry] = ledger(shop)
+    assert entry.method == RefundMethod.STORE_CREDIT.value
+    [email] = outbox(shop, "refund_confirmed")
+    assert "store credit" in email.body and "immediately" in email.body
+
+
+async def test_refund_to_closed_card_escalates_to_accounting(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("100.00", order_id="ORD-2001", customer_id="C-200"))
+    await handle.result()
+    state = await case_state(client, handle.id)
+    assert state.status is CaseStatus.NEEDS_ATTENTION
+    assert ledger(shop) == []
+    [email] = outbox(shop, "payment_declined")
+    assert email.to_address == "accounting@exoticmeats.com"
+
+
+async def test_same_request_twice_opens_one_case(client: Client, cases: Cases, shop: Shop) -> None:
+    request = refund("750.00")
+    first = await start_refund(client, request, task_queue=cases.task_queue)
+    second = await start_refund(client, request, task_queue=cases.task_queue)
+    cases.handles.append(first.handle)
+    assert first.case_id == second.case_id == f"refund-{request.request_id}"
+    assert first.run_id == second.run_id
+
+
+async def test_audit_trail_records_every_step(client: Client, cases: Cases, shop: Shop) -> None:
+    handle = await cases.refund(refund("20.00"))
+    await handle.result()
+    with shop.db.transaction() as session:
+        events = list(
+            session.scalars(
+                select(AuditRecord.event)
+                .where(AuditRecord.case_id == handle.id)
+                .order_by(AuditRecord.seq)
+            )
+        )
+    assert events == [
+        "case_opened",
+        "verifying",
+        "order_verified",
+        "refund_started",
+        "case_completed",
+    ]
+    _ = timedelta

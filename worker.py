@@ -1,0 +1,93 @@
+"""The worker: every procedure and activity on one task queue.
+
+``python worker.py`` runs it until SIGINT/SIGTERM, then finishes in-flight activities and
+stops. ``build_worker`` returns it un-started, for tests and embedding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.cases import CaseActivities
+from activities.db import Database
+from settings import Settings, get_settings
+from starter.logconfig import configure_logging
+from workflows.refund import RefundWorkflow
+
+WORKFLOWS: Sequence[type] = (RefundWorkflow,)
+
+log = structlog.get_logger(__name__)
+
+
+def _load(spec: str, db: Database) -> Any:
+    """Build a pluggable system from "module:factory", the factory taking the database."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)(db)
+
+
+def build_activities(db: Database, settings: Settings | None = None) -> CaseActivities:
+    settings = settings or get_settings()
+    return CaseActivities(
+        db,
+        orders=_load(settings.order_system, db),
+        payments=_load(settings.payment_gateway, db),
+        settings=settings,
+    )
+
+
+def build_worker(
+    client: Client,
+    *,
+    database_url: str | None = None,
+    activities: CaseActivities | None = None,
+    task_queue: str | None = None,
+    settings: Settings | None = None,
+) -> Worker:
+    """The un-started worker; pass ``activities`` to wire other (real, local) parts."""
+    settings = settings or get_settings()
+    if activities is None:
+        activities = build_activities(Database(database_url or settings.database_url), settings)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities.all(),
+        # Activities are synchronous database work: run them on threads, not the event loop.
+        activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),
+        max_concurrent_activities=16,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+    worker = build_worker(client, settings=settings)
+    async with worker:
+        log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
+        await stop.wait()
+    log.info("worker_stopped")
+
+
+async def main() -> None:
+    from starter import connect
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(await connect(), settings, stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,194 @@
+"""The one approval gate every procedure uses (SOP: Manager Authorization Required).
+
+The gate asks the eligible approvers, then waits for a decision that arrives as an update
+(the caller gets an answer) or a signal (the Temporal UI, fire-and-forget). Business-hour
+timers remind the approvers, escalate to the customer-service manager, and finally expire
+the request. Everything the validators need is held here, since they may not do I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import policy
+    from workflows.models import (
+        ApprovalState,
+        ApprovalStatus,
+        ApproverDirectory,
+        ApproverLookup,
+        CaseStatus,
+        Decision,
+        DecisionKind,
+        Recipient,
+    )
+
+if TYPE_CHECKING:
+    from workflows.case import CaseWorkflow
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a decision cannot be taken; ``kind`` lets callers map it (403 or 409)."""
+
+    kind: str  # "NotAuthorized" | "NoDecisionPending"
+    message: str
+
+
+class ApprovalGate:
+    def __init__(self, case: CaseWorkflow) -> None:
+        self._case = case
+        self._directory = ApproverDirectory(staff=())
+        self._applied_event_ids: set[str] = set()
+        self.state: ApprovalState | None = None
+
+    # ---- deciding (used by the update validator, the update and the signal) ----------
+
+    def refusal(self, decision: Decision) -> Refusal | None:
+        state = self.state
+        if state is None or state.status is not ApprovalStatus.PENDING:
+            why = "no approval was requested" if state is None else f"already {state.status}"
+            return Refusal("NoDecisionPending", f"no decision is pending on this case ({why})")
+        reason = policy.approver_refusal(
+            self._directory,
+            decision.approver_id,
+            amount=state.amount,
+            requested_by=state.requested_by,
+            rules=self._case.rules,
+        )
+        return Refusal("NotAuthorized", reason) if reason else None
+
+    def is_repeat(self, decision: Decision) -> bool:
+        """The same decision delivered again (a retried call): answer it, act once."""
+        return decision.event_id is not None and decision.event_id in self._applied_event_ids
+
+    def apply(self, decision: Decision, at: datetime) -> ApprovalState:
+        assert self.state is not None
+        if decision.event_id:
+            self._applied_event_ids.add(decision.event_id)
+        approved = decision.decision is DecisionKind.APPROVE
+        self.state = self.state.model_copy(
+            update={
+                "status": ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED,
+                "decided_by": decision.approver_id,
+                "decided_at": at,
+                "note": decision.note,
+            }
+        )
+        return self.state
+
+    # ---- waiting -------------------------------------------------------------------------
+
+    async def await_manager_decision(
+        self, *, amount: Decimal, reason: str, requested_by: str
+    ) -> ApprovalState:
+        """Ask for authorization, then remind, escalate and expire on business-hour timers."""
+        case = self._case
+        requested_at = workflow.now()
+        remind_at, escalate_at, due_at = policy.approval_deadlines(case.rules, requested_at)
+        self.state = ApprovalState(
+            status=ApprovalStatus.PENDING,
+            amount=amount,
+            reason=reason,
+            requested_by=requested_by,
+            requested_at=requested_at,
+            remind_at=remind_at,
+            escalate_at=escalate_at,
+            due_at=due_at,
+            eligible_approvers=(),
+        )
+        await self._refresh_approvers()
+        await case.notify(
+            "approval_requested",
+            Recipient.APPROVERS,
+            staff_ids=self.state.eligible_approvers,
+            status=CaseStatus.AWAITING_APPROVAL,
+            step="Awaiting manager approval",
+            approval=self.state,
+            context={"reason": reason, "due_at": _show(due_at)},
+        )
+        if not self.state.eligible_approvers:
+            await self._escalate("nobody is eligible to approve this amount")
+
+        if not await self._decided_by(remind_at, "Remind approvers"):
+            await self._remind()
+        if not await self._decided_by(escalate_at, "Escalate to the CS manager"):
+            await self._escalate("no decision within the escalation time")
+        if not await self._decided_by(due_at, "Approval request expires"):
+            self.state = self.state.model_copy(update={"status": ApprovalStatus.EXPIRED})
+            await case.record("approval_expired", approval=self.state)
+            return self.state
+
+        await case.record(
+            f"approval_{self.state.status}",
+            actor=self.state.decided_by or "unknown",
+            detail={"note": self.state.note},
+            approval=self.state,
+        )
+        return self.state
+
+    async def _decided_by(self, deadline: datetime, what: str) -> bool:
+        """Wait until a decision or ``deadline``; True when decided."""
+        assert self.state is not None
+        remaining = deadline - workflow.now()
+        if self.state.status is ApprovalStatus.PENDING and remaining.total_seconds() > 0:
+            with contextlib.suppress(TimeoutError):  # the deadline passed undecided
+                await workflow.wait_condition(
+                    lambda: (
+                        self.state is not None and self.state.status is not ApprovalStatus.PENDING
+                    ),
+                    timeout=remaining,
+                    timeout_summary=what,
+                )
+        return self.state.status is not ApprovalStatus.PENDING
+
+    async def _refresh_approvers(self) -> None:
+        """Who may decide, as of now: delegations start and end while a case waits."""
+        assert self.state is not None
+        self._directory = await self._case.call(
+            "find_approvers",
+            ApproverLookup(case_id=self._case.case_id, at=workflow.now()),
+            ApproverDirectory,
+            summary="Look up eligible approvers",
+        )
+        eligible = policy.eligible_approvers(
+            self._directory,
+            amount=self.state.amount,
+            requested_by=self.state.requested_by,
+            rules=self._case.rules,
+        )
+        self.state = self.state.model_copy(update={"eligible_approvers": eligible})
+
+    async def _remind(self) -> None:
+        await self._refresh_approvers()
+        assert self.state is not None
+        self.state = self.state.model_copy(update={"reminded": True})
+        await self._case.notify(
+            "approval_reminder",
+            Recipient.APPROVERS,
+            staff_ids=self.state.eligible_approvers,
+            approval=self.state,
+            context={"due_at": _show(self.state.due_at)},
+        )
+
+    async def _escalate(self, why: str) -> None:
+        assert self.state is not None
+        if self.state.escalated:
+            return
+        self.state = self.state.model_copy(update={"escalated": True})
+        await self._case.notify(
+            "approval_escalated",
+            Recipient.CS_MANAGER,
+            approval=self.state,
+            context={"why": why, "due_at": _show(self.state.due_at)},
+        )
+
+
+def _show(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,305 @@
+"""What every case has in common: its state, audit trail, notices and the approval messages.
+
+Procedures subclass ``CaseWorkflow`` and read like their SOP; the plumbing lives here once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import visibility
+    from workflows.approval import ApprovalGate
+    from workflows.models import (
+        ApprovalState,
+        AuditEntry,
+        CaseOpening,
+        CaseRules,
+        CaseState,
+        CaseStatus,
+        CaseType,
+        Decision,
+        Notice,
+        Outcome,
+        Recipient,
+        TimelineEntry,
+    )
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Database and mail hiccups heal themselves; keep retrying, slowly, rather than lose a case.
+DEFAULT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["InvalidRequest"],
+)
+
+
+class CaseWorkflow:
+    """Base of every procedure. Subclasses set ``case_type`` and define ``run``."""
+
+    case_type: ClassVar[CaseType]
+
+    def __init__(
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        amount: Decimal | None,
+        requested_by: str,
+    ) -> None:
+        self.case_id = workflow.info().workflow_id
+        self._status = CaseStatus.RECEIVED
+        self._step = "Received"
+        self._order_id = order_id
+        self._customer_id = customer_id
+        self._amount = amount
+        self._requested_by = requested_by
+        self._timeline: list[TimelineEntry] = []
+        self._outcome: Outcome | None = None
+        self._seq = 0
+        self._seen_events: set[str] = set()
+        self._rules: CaseRules | None = None
+        self.gate = ApprovalGate(self)
+
+    @property
+    def rules(self) -> CaseRules:
+        if self._rules is None:
+            raise ApplicationError("case rules read before the case was opened")
+        return self._rules
+
+    # ---- queries ------------------------------------------------------------------------
+
+    @workflow.query(name="state")
+    def state(self) -> CaseState:
+        """The case as a caller sees it: status, step, approval, outcome and timeline."""
+        return CaseState(
+            case_id=self.case_id,
+            type=self.case_type,
+            status=self._status,
+            step=self._step,
+            order_id=self._order_id,
+            customer_id=self._customer_id,
+            amount=self._amount,
+            requested_by=self._requested_by,
+            approval=self.gate.state,
+            outcome=self._outcome,
+            timeline=tuple(self._timeline),
+            **self.extra_state(),
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        """Procedure-specific fields of ``CaseState``."""
+        return {}
+
+    # ---- approval messages (the gate holds the rules) -------------------------------------
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: Decision) -> ApprovalState:
+        """A manager approves or rejects; the answer is the approval as it now stands."""
+        if not self.gate.is_repeat(decision):
+            self.gate.apply(decision, workflow.now())
+        assert self.gate.state is not None
+        return self.gate.state
+
+    @decide.validator
+    def _validate_decide(self, decision: Decision) -> None:
+        if self.gate.is_repeat(decision):
+            return
+        # Refused before anything is written to history, so the case keeps waiting untouched.
+        refusal = self.gate.refusal(decision)
+        if refusal:
+            raise ApplicationError(refusal.message, type=refusal.kind, non_retryable=True)
+
+    @workflow.signal(name="decision")
+    async def decision_signal(self, payload: dict[str, Any]) -> None:
+        """The same decision, fire-and-forget (Temporal UI, CLI). Bad ones are recorded, ignored."""
+        decision = await self.parse_signal("decision", Decision, payload)
+        if decision is None or self.gate.is_repeat(decision):
+            return
+        refusal = self.gate.refusal(decision)
+        if refusal:
+            await self.record(
+                "decision_ignored",
+                actor=decision.approver_id,
+                detail={"reason": refusal.message, "decision": decision.decision.value},
+            )
+            return
+        self.gate.apply(decision, workflow.now())
+
+    async def parse_signal(self, name: str, model: type[M], payload: Any) -> M | None:
+        """Validate a signal's payload; a malformed or repeated one is recorded and dropped."""
+        try:
+            message = model.model_validate(payload)
+        except ValidationError as err:
+            errors = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
+                for e in err.errors()
+            )
+            await self.record(f"{name}_ignored", detail={"reason": f"invalid: {errors}"})
+            return None
+        event_id = getattr(message, "event_id", None)
+        if event_id is not None:
+            if event_id in self._seen_events:
+                workflow.logger.info("duplicate %s signal dropped", name, extra={"event": event_id})
+                return None
+            self._seen_events.add(event_id)
+        return message
+
+    # ---- steps shared by every procedure -------------------------------------------------
+
+    async def call(
+        self,
+        activity: str,
+        arg: BaseModel,
+        result_type: type[T],
+        *,
+        summary: str,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> T:
+        result: T = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=retry,
+            summary=summary,
+        )
+        return result
+
+    async def open_case(self, request: BaseModel) -> CaseRules:
+        """Record the case and the rules in force now; they hold for its whole life."""
+        opening = CaseOpening(
+            case_id=self.case_id,
+            case_type=self.case_type,
+            order_id=self._order_id,
+            customer_id=self._customer_id,
+            amount=self._amount,
+            requested_by=self._requested_by,
+            request=request.model_dump(mode="json"),
+            opened_at=workflow.now(),
+        )
+        self._rules = await self.call("open_case", opening, CaseRules, summary="Open the case")
+        await self.record("case_opened", actor=self._requested_by, step="Opened")
+        return self._rules
+
+    def _entry(
+        self,
+        event: str,
+        actor: str,
+        detail: dict[str, str] | None,
+        status: CaseStatus | None,
+        step: str | None,
+        approval: ApprovalState | None,
+    ) -> AuditEntry:
+        if status is not None and status is not self._status:
+            self._status = status
+            workflow.upsert_search_attributes([visibility.CASE_STATUS.value_set(status.value)])
+        if step is not None:
+            self._step = step
+            workflow.set_current_details(f"**{self._status.value}**: {step}")
+        self._seq += 1
+        at = workflow.now()
+        detail = detail or {}
+        self._timeline.append(TimelineEntry(at=at, event=event, actor=actor, detail=detail))
+        return AuditEntry(
+            case_id=self.case_id,
+            seq=self._seq,
+            at=at,
+            event=event,
+            actor=actor,
+            detail=detail,
+            status=status,
+            step=step,
+            approval=approval,
+        )
+
+    async def record(
+        self,
+        event: str,
+        *,
+        actor: str = "system",
+        detail: dict[str, str] | None = None,
+        status: CaseStatus | None = None,
+        step: str | None = None,
+        approval: ApprovalState | None = None,
+    ) -> None:
+        """Add a line to the audit trail (and move the case to ``status``/``step``)."""
+        entry = self._entry(event, actor, detail, status, step, approval)
+        await self.call("record_event", entry, type(None), summary=f"Audit: {event}")
+
+    async def notify(
+        self,
+        template: str,
+        recipient: Recipient,
+        *,
+        staff_ids: tuple[str, ...] = (),
+        department: str | None = None,
+        context: dict[str, str] | None = None,
+        status: CaseStatus | None = None,
+        step: str | None = None,
+        approval: ApprovalState | None = None,
+        event: str | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> None:
+        """Queue an email from ``template``, with its audit line, in one transaction."""
+        detail = {**(detail or {}), "email": template, "to": recipient.value}
+        entry = self._entry(event or f"email_{template}", "system", detail, status, step, approval)
+        notice = Notice(
+            entry=entry,
+            template=template,
+            recipient=recipient,
+            staff_ids=staff_ids,
+            department=department,
+            context={**self.notice_context(), **(context or {})},
+        )
+        await self.call("send_notice", notice, type(None), summary=f"Email: {template}")
+
+    def notice_context(self) -> dict[str, str]:
+        """Facts every email template may use."""
+        return {
+            "case_id": self.case_id,
+            "case_type": self.case_type.value.replace("_", " "),
+            "order_id": self._order_id,
+            "amount": f"{self._amount:.2f}" if self._amount is not None else "",
+            "currency": self.rules.currency if self._rules else "USD",
+        }
+
+    async def finish(
+        self,
+        status: CaseStatus,
+        *,
+        reason: str = "",
+        template: str | None = None,
+        context: dict[str, str] | None = None,
+        outcome: Outcome | None = None,
+    ) -> Outcome:
+        """End the case: tell the customer (when there is a template) and return the outcome."""
+        step = f"Closed: {reason}" if reason else "Closed"
+        event, detail = f"case_{status.value}", {"reason": reason}
+        if template:
+            await self.notify(
+                template,
+                Recipient.CUSTOMER,
+                context={"reason": reason, **(context or {})},
+                status=status,
+                step=step,
+                event=event,
+                detail=detail,
+            )
+        else:
+            await self.record(event, detail=detail, status=status, step=step)
+        self._outcome = outcome or Outcome(status=status, reason=reason)
+        # Let any in-flight signal or update handler finish before the case closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._outcome

@@ -1,0 +1,284 @@
+"""Typed messages shared by workflows, activities and callers.
+
+Pure pydantic: no I/O, safe inside the workflow sandbox. Customer contact details never
+appear here: workflows carry customer ids and activities look the details up, so Temporal
+histories hold no emails, phones or addresses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from workflows.calendar import BusinessCalendar
+
+Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2, ge=0)]
+PositiveMoney = Annotated[Decimal, Field(max_digits=12, decimal_places=2, gt=0)]
+# Ids end up in workflow ids and search attributes: keep them to a safe, readable alphabet.
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CaseType(StrEnum):
+    REFUND = "refund"
+    RETURN = "return"
+    COMPLAINT = "complaint"
+    RUSH_ORDER = "rush_order"
+    CANCELLATION = "cancellation"
+
+
+class CaseStatus(StrEnum):
+    RECEIVED = "received"
+    VERIFYING = "verifying"
+    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_RETURN = "awaiting_return"
+    INSPECTING = "inspecting"
+    REFUNDING = "refunding"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    NEEDS_ATTENTION = "needs_attention"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = {CaseStatus.COMPLETED, CaseStatus.REJECTED, CaseStatus.EXPIRED, CaseStatus.NEEDS_ATTENTION}
+
+
+class RefundMethod(StrEnum):
+    ORIGINAL_PAYMENT = "original_payment"
+    STORE_CREDIT = "store_credit"
+
+
+class Department(Model):
+    name: str
+    extension: str
+    email: str
+
+
+class ApprovalRules(Model):
+    remind_after: timedelta
+    escalate_after: timedelta
+    expire_after_days: int = Field(ge=1)
+    approver_roles: tuple[str, ...]
+
+
+class CaseRules(Model):
+    """Thresholds and timings in force when a case opened; recorded with the case."""
+
+    currency: str
+    refund_approval_above: Decimal
+    complaint_settlement_above: Decimal
+    freight_claim_above: Decimal
+    calendar: BusinessCalendar
+    approval: ApprovalRules
+    return_window: timedelta
+    return_reminder_after: timedelta
+    ra_expires_after: timedelta
+    follow_up_within: timedelta
+
+
+# ---- Requests (one typed input per procedure) --------------------------------------------
+
+
+class RefundRequest(Model):
+    """A request to refund part or all of an order."""
+
+    request_id: Identifier
+    order_id: Identifier
+    customer_id: Identifier
+    amount: PositiveMoney
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    requested_by: Identifier
+
+
+# ---- Messages a running case accepts -------------------------------------------------------
+
+
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Decision(Model):
+    """A manager's answer to an approval request."""
+
+    approver_id: Identifier
+    decision: DecisionKind
+    note: Note = ""
+    event_id: Identifier | None = None
+
+
+class StoreCreditChoice(Model):
+    """The customer prefers immediate store credit to a refund on the original payment."""
+
+    event_id: Identifier
+    chosen_by: Identifier = "customer"
+
+
+# ---- Activity inputs and results -----------------------------------------------------------
+
+
+class CaseOpening(Model):
+    case_id: str
+    case_type: CaseType
+    order_id: str
+    customer_id: str
+    amount: Money | None
+    requested_by: str
+    request: dict[str, Any]
+    opened_at: datetime
+
+
+class AuditEntry(Model):
+    """One line of the audit trail; ``seq`` makes a retried write a no-op."""
+
+    case_id: str
+    seq: int
+    at: datetime
+    event: str
+    actor: str
+    detail: dict[str, str] = {}
+    status: CaseStatus | None = None
+    step: str | None = None
+    approval: ApprovalState | None = None
+
+
+class Recipient(StrEnum):
+    CUSTOMER = "customer"
+    APPROVERS = "approvers"
+    CS_MANAGER = "cs_manager"
+    DEPARTMENT = "department"
+
+
+class Notice(Model):
+    """An email from a template, queued with its audit line in one transaction."""
+
+    entry: AuditEntry
+    template: str
+    recipient: Recipient
+    staff_ids: tuple[str, ...] = ()
+    department: str | None = None
+    context: dict[str, str] = {}
+
+
+class RefundCheck(Model):
+    order_id: str
+    customer_id: str
+    amount: PositiveMoney
+
+
+class OrderVerdict(Model):
+    ok: bool
+    reason: str = ""
+    refundable: Money = Decimal("0")
+
+
+class StaffMember(Model):
+    id: str
+    name: str
+    role: str
+    approval_limit: Money
+    acting_for: str | None = None
+
+
+class ApproverLookup(Model):
+    case_id: str
+    at: datetime
+
+
+class ApproverDirectory(Model):
+    """Everyone who could be asked, as of one instant, with their limits."""
+
+    staff: tuple[StaffMember, ...]
+
+
+class RefundInstruction(Model):
+    case_id: str
+    idempotency_key: str
+    order_id: str
+    customer_id: str
+    amount: PositiveMoney
+    method: RefundMethod
+    issued_at: datetime
+
+
+class RefundReceipt(Model):
+    reference: str
+    method: RefundMethod
+    amount: Money
+    issued_at: datetime
+
+
+# ---- What a caller sees --------------------------------------------------------------------
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ApprovalState(Model):
+    status: ApprovalStatus
+    amount: Money
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    remind_at: datetime
+    escalate_at: datetime
+    due_at: datetime
+    eligible_approvers: tuple[str, ...]
+    reminded: bool = False
+    escalated: bool = False
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str = ""
+
+
+class TimelineEntry(Model):
+    at: datetime
+    event: str
+    actor: str
+    detail: dict[str, str] = {}
+
+
+class Outcome(Model):
+    status: CaseStatus
+    reason: str = ""
+    amount: Money | None = None
+    method: RefundMethod | None = None
+    reference: str | None = None
+    timeline: str | None = None
+
+
+class CaseState(Model):
+    case_id: str
+    type: CaseType
+    status: CaseStatus
+    step: str
+    order_id: str
+    customer_id: str
+    amount: Money | None
+    requested_by: str
+    refund_method: RefundMethod | None = None
+    approval: ApprovalState | None = None
+    outcome: Outcome | None = None
+    timeline: tuple[TimelineEntry, ...] = ()
+    extra: dict[str, str] = {}
+
+
+AuditEntry.model_rebuild()
