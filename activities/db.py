@@ -264,3 +264,32 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# ---- HTTP idempotency and return authorizations ----------------------------------------------
+
+
+class ApiRequest(Base):
+    """A start request seen by the HTTP API: same key and body is the same case."""
+
+    __tablename__ = "api_requests"
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReturnAuthorization(Base):
+    """An RA number, minted once per return case; the id numbers it (RA-2026-000123)."""
+
+    __tablename__ = "return_authorizations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ra_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), unique=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="issued")  # issued|received|expired
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -41,15 +42,19 @@ DATA_CONVERTER = pydantic_data_converter
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
 __all__ = [
+    "CASE_EVENTS",
     "DATA_CONVERTER",
     "DecisionRefused",
     "StartedCase",
+    "UnknownEvent",
     "case_id_for",
     "case_state",
     "choose_store_credit",
     "connect",
     "decide",
     "ensure_search_attributes",
+    "parse_event",
+    "send_event",
     "start_refund",
 ]
 
@@ -165,6 +170,33 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
         if isinstance(cause, ApplicationError) and cause.type:
             raise DecisionRefused(cause.type, cause.message) from err
         raise
+
+
+# Events a running case waits for, by the name callers use: (signal name, payload model).
+# Procedures add theirs here; the HTTP API and the CLI accept exactly these.
+CASE_EVENTS: dict[str, tuple[str, type[BaseModel]]] = {
+    "store_credit_chosen": ("choose_store_credit", StoreCreditChoice),
+}
+
+
+class UnknownEvent(ValueError):
+    pass
+
+
+def parse_event(event_type: str, payload: dict[str, Any]) -> BaseModel:
+    """Validate an event for a case; ValidationError names the bad field."""
+    if event_type not in CASE_EVENTS:
+        known = ", ".join(sorted(CASE_EVENTS))
+        raise UnknownEvent(f"unknown event type {event_type!r} (known: {known})")
+    return CASE_EVENTS[event_type][1].model_validate(payload)
+
+
+async def send_event(
+    client: Client, case_id: str, event_type: str, payload: dict[str, Any]
+) -> None:
+    """Deliver a human or system event to a running case, as its signal."""
+    message = parse_event(event_type, payload)
+    await client.get_workflow_handle(case_id).signal(CASE_EVENTS[event_type][0], message)
 
 
 async def choose_store_credit(client: Client, case_id: str, choice: StoreCreditChoice) -> None:
