@@ -17,7 +17,12 @@ import structlog
 from temporalio import activity, workflow
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{7,}\d")
+# North American numbers with separators, or any number written with a leading "+".
+# Strict on purpose: timestamps, ids and amounts must pass through untouched.
+_PHONE = re.compile(
+    r"(?<![\w:.+-])(?:(?:\+?1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+    r"|\+\d{1,3}[ .-]?\d[\d .-]{6,}\d)(?![\w-])"
+)
 _PII_KEYS = {"email", "phone", "address", "to_address", "customer_email"}
 
 
@@ -29,6 +34,8 @@ def mask(text: str) -> str:
 
 def _mask_pii(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
+        if key == "timestamp":
+            continue
         if key in _PII_KEYS and value:
             event[key] = "***"
         elif isinstance(value, str):

@@ -1,0 +1,319 @@
+"""``python -m starter``: start cases, decide approvals, look at cases, manage staff.
+
+Every command validates its input with the same models as the API and the workflows; bad
+input prints one line and exits with status 2, an unreachable service with status 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+import migrations
+from activities.db import Approval, Database, OutboxEmail
+from activities.staff import ROLES, StaffDirectory
+from settings import Settings, get_settings
+from starter import (
+    DEFAULT_ADDRESS,
+    DecisionRefused,
+    UnknownEvent,
+    case_state,
+    connect,
+    decide,
+    parse_event,
+    send_event,
+    start_refund,
+)
+from workflows.models import CaseState, Decision, RefundRequest
+
+
+class UsageError(Exception):
+    """Bad input: one line for the user, exit status 2."""
+
+
+def _format_validation(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
+    )
+
+
+def _money(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone, e.g. 2026-12-01T09:00Z")
+    return value
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+async def cmd_refund(args: argparse.Namespace, temporal: Connect) -> None:
+    request = RefundRequest(
+        request_id=args.request_id or f"cli-{uuid.uuid4().hex[:12]}",
+        order_id=args.order,
+        customer_id=args.customer,
+        amount=args.amount,
+        reason=args.reason,
+        requested_by=args.requested_by,
+    )
+    started = await start_refund(await temporal(), request)
+    print(f"{started.case_id}  started (run {started.run_id})")
+
+
+async def cmd_decide(args: argparse.Namespace, temporal: Connect) -> None:
+    decision = Decision(
+        approver_id=args.approver,
+        decision=args.decision,
+        note=args.note,
+        event_id=f"cli-{uuid.uuid4().hex[:12]}",
+    )
+    client = await temporal()
+    if args.signal:
+        await client.get_workflow_handle(args.case_id).signal(
+            "decision", decision.model_dump(mode="json")
+        )
+        print(f"{args.case_id}  decision sent as a signal (see `status` for its effect)")
+        return
+    try:
+        approval = await decide(client, args.case_id, decision)
+    except DecisionRefused as refused:
+        raise UsageError(f"refused: {refused.message}") from None
+    print(f"{args.case_id}  {approval.status} by {approval.decided_by}")
+
+
+async def cmd_status(args: argparse.Namespace, temporal: Connect) -> None:
+    state = await case_state(await temporal(), args.case_id)
+    print(state.model_dump_json(indent=2) if args.json else _describe(state))
+
+
+def _describe(state: CaseState) -> str:
+    amount = f"{state.amount:.2f}" if state.amount is not None else "-"
+    lines = [
+        f"{state.case_id}  {state.type}  {state.status}",
+        f"  step:     {state.step}",
+        f"  order:    {state.order_id}   customer: {state.customer_id}   amount: {amount}",
+    ]
+    if state.approval:
+        a = state.approval
+        lines.append(
+            f"  approval: {a.status}  (asked {a.requested_at:%Y-%m-%d %H:%M}Z, due "
+            f"{a.due_at:%Y-%m-%d %H:%M}Z, eligible: {', '.join(a.eligible_approvers) or '-'})"
+        )
+        if a.decided_by:
+            lines.append(f"            decided by {a.decided_by}: {a.note or '(no note)'}")
+    if state.outcome:
+        lines.append(f"  outcome:  {state.outcome.status} {state.outcome.reason}")
+    lines.append("  timeline:")
+    lines += [f"    {t.at:%Y-%m-%d %H:%M:%S}Z  {t.event:<28} {t.actor}" for t in state.timeline]
+    return "\n".join(lines)
+
+
+async def cmd_event(args: argparse.Namespace, temporal: Connect) -> None:
+    payload = json.loads(args.data) if args.data else {}
+    if not isinstance(payload, dict):
+        raise UsageError("--data must be a JSON object")
+    payload.setdefault("event_id", f"cli-{uuid.uuid4().hex[:12]}")
+    parse_event(args.type, payload)  # refuse bad input before connecting
+    await send_event(await temporal(), args.case_id, args.type, payload)
+    print(f"{args.case_id}  {args.type} sent")
+
+
+def cmd_pending(args: argparse.Namespace, settings: Settings) -> None:
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(Approval).where(Approval.status == "pending").order_by(Approval.requested_at)
+        ).all()
+    shown = [r for r in rows if not args.approver or args.approver in r.eligible_approvers]
+    if not shown:
+        print("no approvals pending")
+    for row in shown:
+        print(
+            f"{row.case_id}  {row.amount:>10.2f}  asked {row.requested_at:%Y-%m-%d %H:%M}Z  "
+            f"escalates {row.escalate_at:%Y-%m-%d %H:%M}Z  by {row.requested_by}: {row.reason}"
+        )
+
+
+def cmd_staff_add(args: argparse.Namespace, settings: Settings) -> None:
+    try:
+        token = StaffDirectory(Database(settings.database_url)).add(
+            staff_id=args.staff_id,
+            name=args.name,
+            email=args.email,
+            role=args.role,
+            approval_limit=args.limit,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(f"added {args.staff_id} ({args.role}). API token, shown once:\n{token}")
+
+
+def cmd_staff_delegate(args: argparse.Namespace, settings: Settings) -> None:
+    try:
+        StaffDirectory(Database(settings.database_url)).delegate(
+            args.staff_id, args.delegate_id, args.starts, args.ends
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(f"{args.delegate_id} decides for {args.staff_id} from {args.starts} to {args.ends}")
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
+    migrations.upgrade(settings.database_url)
+    print("database is at the latest schema")
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> None:
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        query = select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(args.limit)
+        if args.case_id:
+            query = query.where(OutboxEmail.case_id == args.case_id)
+        emails = session.scalars(query).all()
+    for email in reversed(emails):
+        print(
+            f"{email.created_at:%Y-%m-%d %H:%M}Z  {email.status:<6} {email.case_id}  "
+            f"{email.to_address}  {email.subject}"
+        )
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    from starter.dev import run
+
+    asyncio.run(run(settings))
+
+
+# ---- wiring --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("refund", help="start a refund case")
+    p.add_argument("--order", required=True)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--amount", required=True, type=_money)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--requested-by", required=True, help="staff id of the requester")
+    p.add_argument("--request-id", help="idempotency key (default: a new one)")
+    p.set_defaults(run=cmd_refund)
+
+    p = sub.add_parser("decide", help="approve or reject a pending approval")
+    p.add_argument("case_id")
+    p.add_argument("decision", choices=["approve", "reject"])
+    p.add_argument("--as", dest="approver", required=True, help="your staff id")
+    p.add_argument("--note", default="")
+    p.add_argument("--signal", action="store_true", help="send as a signal (no answer)")
+    p.set_defaults(run=cmd_decide)
+
+    p = sub.add_parser("status", help="show a case")
+    p.add_argument("case_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("event", help="send an event a case waits for")
+    p.add_argument("case_id")
+    p.add_argument("type", help="e.g. store_credit_chosen")
+    p.add_argument("--data", help="JSON object with the event's fields")
+    p.set_defaults(run=cmd_event)
+
+    p = sub.add_parser("pending", help="list approvals waiting for a decision")
+    p.add_argument("--as", dest="approver", help="only those this staff id may decide")
+    p.set_defaults(local=cmd_pending)
+
+    p = sub.add_parser("outbox", help="show the latest emails")
+    p.add_argument("--case", dest="case_id")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(local=cmd_outbox)
+
+    staff = sub.add_parser("staff", help="manage the staff directory").add_subparsers(
+        dest="staff_command", required=True
+    )
+    p = staff.add_parser("add", help="add a person; prints their API token once")
+    p.add_argument("staff_id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--limit", type=_money, default=Decimal("0"), help="approval limit")
+    p.set_defaults(local=cmd_staff_add)
+    p = staff.add_parser("delegate", help="name a delegate while someone is away")
+    p.add_argument("staff_id")
+    p.add_argument("delegate_id")
+    p.add_argument("--from", dest="starts", required=True, type=_instant)
+    p.add_argument("--until", dest="ends", required=True, type=_instant)
+    p.set_defaults(local=cmd_staff_delegate)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply migrations").set_defaults(local=cmd_db_upgrade)
+
+    sub.add_parser("dev", help="run everything locally (make run)").set_defaults(local=cmd_dev)
+    return parser
+
+
+Connect = Callable[[], Awaitable[Client]]
+Command = Callable[[argparse.Namespace, Connect], Coroutine[Any, Any, None]]
+
+
+class Unreachable(Exception):
+    pass
+
+
+async def _connect() -> Client:
+    try:
+        return await connect()
+    except RuntimeError as err:
+        address = os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS)
+        raise Unreachable(f"cannot reach Temporal at {address} (is `make run` running?)") from err
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        if hasattr(args, "local"):
+            args.local(args, settings)
+        else:
+            asyncio.run(args.run(args, _connect))
+    except ValidationError as err:
+        print(f"error: {_format_validation(err)}", file=sys.stderr)
+        return 2
+    except (UsageError, UnknownEvent) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as err:
+        print(f"error: --data is not valid JSON ({err.msg})", file=sys.stderr)
+        return 2
+    except RPCError as err:
+        print(f"error: Temporal said: {err.message}", file=sys.stderr)
+        return 3
+    except Unreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except (OperationalError, ConnectionError) as err:
+        print(f"error: service unavailable: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 3
+    return 0
