@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from activities.cases import CaseActivities
 from activities.db import Database
+from activities.mail import OutboxDispatcher, SmtpTransport
 from settings import Settings, get_settings
 from starter.logconfig import configure_logging
 from workflows.refund import RefundWorkflow
@@ -70,10 +71,19 @@ def build_worker(
 
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    worker = build_worker(client, settings=settings)
+    """Run until ``stop``; with EMAIL_TRANSPORT=smtp, deliver the outbox alongside."""
+    db = Database(settings.database_url)
+    worker = build_worker(client, activities=build_activities(db, settings), settings=settings)
     async with worker:
         log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
-        await stop.wait()
+        if settings.email_transport == "smtp":
+            dispatcher = OutboxDispatcher(
+                db, SmtpTransport(settings.smtp), sender=settings.support_email
+            )
+            await dispatcher.run(stop)
+        else:
+            await stop.wait()
+    db.dispose()
     log.info("worker_stopped")
 
 
