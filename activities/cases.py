@@ -197,6 +197,17 @@ class CaseActivities:
         if paid is not None:
             log.info("refund_already_issued", reference=paid.reference)
             return paid
+        # Verified again just before paying: an approval can take days, and another case
+        # may have refunded part of the order meanwhile.
+        verdict = self.verify_refund(
+            RefundCheck(
+                order_id=instruction.order_id,
+                customer_id=instruction.customer_id,
+                amount=instruction.amount,
+            )
+        )
+        if not verdict.ok:
+            raise ApplicationError(verdict.reason, type="NotRefundable", non_retryable=True)
         try:
             reference = self.payments.refund(instruction)
         except PaymentDeclined as err:

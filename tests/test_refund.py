@@ -241,3 +241,23 @@ async def test_audit_trail_records_every_step(client: Client, cases: Cases, shop
         "case_completed",
     ]
     _ = timedelta
+
+
+async def test_refund_no_longer_refundable_when_approved_is_rejected(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    first = await cases.refund(refund("800.00"))
+    second = await cases.refund(refund("700.00"))
+    await wait_for_status(client, first.id, CaseStatus.AWAITING_APPROVAL)
+    await wait_for_status(client, second.id, CaseStatus.AWAITING_APPROVAL)
+    for handle in (first, second):
+        await decide(
+            client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE)
+        )
+        await handle.result()
+    assert (await case_state(client, first.id)).status is CaseStatus.COMPLETED
+    second_state = await case_state(client, second.id)
+    assert second_state.status is CaseStatus.REJECTED
+    assert second_state.outcome is not None
+    assert "only 400.00 of order ORD-1001 is still refundable" in second_state.outcome.reason
+    assert [entry.amount for entry in ledger(shop)] == [Decimal("800.00")]

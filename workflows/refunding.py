@@ -33,7 +33,7 @@ PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["PaymentDeclined", "InvalidRequest"],
+    non_retryable_error_types=["PaymentDeclined", "NotRefundable", "InvalidRequest"],
 )
 
 
@@ -116,9 +116,13 @@ class RefundingCase(CaseWorkflow):
             )
         except ActivityError as err:
             cause = err.cause
-            if not (isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined"):
-                raise
-            return await self.escalate_decline(amount, cause.message)
+            if isinstance(cause, ApplicationError) and cause.type == "NotRefundable":
+                return await self.finish(
+                    CaseStatus.REJECTED, reason=cause.message, template="refund_rejected"
+                )
+            if isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined":
+                return await self.escalate_decline(amount, cause.message)
+            raise
 
         timeline = policy.refund_timeline(method)
         return await self.finish(
