@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.calendar import BusinessCalendar
@@ -103,6 +103,13 @@ class Settings(BaseSettings):
 
     # Follow-up Procedures.
     follow_up_within: timedelta = timedelta(hours=24)
+
+    @field_validator("refund_approval_above", "complaint_settlement_above", "freight_claim_above")
+    @classmethod
+    def _cents(cls, value: Decimal) -> Decimal:
+        if value < 0 or value != value.quantize(Decimal("0.01")):
+            raise ValueError("must be a non-negative amount in whole cents")
+        return value.quantize(Decimal("0.01"))
 
     @property
     def calendar(self) -> BusinessCalendar:
