@@ -127,6 +127,14 @@ class CaseWorkflow:
         decision = await self.parse_signal("decision", Decision, payload)
         if decision is None or self.gate.is_repeat(decision):
             return
+        if decision.event_id is None:
+            # Without an id a redelivered signal could not be told apart from a new decision.
+            await self.record(
+                "decision_ignored",
+                actor=decision.approver_id,
+                detail={"reason": "a decision signal needs an event_id"},
+            )
+            return
         refusal = self.gate.refusal(decision)
         if refusal:
             await self.record(
