@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -266,7 +267,11 @@ class Cases:
         for handle in self.handles:
             description = await handle.describe()
             if description.status is WorkflowExecutionStatus.RUNNING:
-                await handle.terminate(reason="test finished")
+                try:
+                    await handle.terminate(reason="test finished")
+                except RPCError as err:
+                    if err.status is not RPCStatusCode.NOT_FOUND:  # else it closed meanwhile
+                        raise
 
 
 @pytest.fixture
