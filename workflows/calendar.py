@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,7 +35,10 @@ class BusinessCalendar(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        _zone(value)  # raises ZoneInfoNotFoundError for a typo
+        try:
+            _zone(value)
+        except ZoneInfoNotFoundError as err:  # a KeyError, which pydantic would not report
+            raise ValueError(f"unknown time zone {value!r}") from err
         return value
 
     @field_validator("workdays")
