@@ -133,9 +133,7 @@ def test_a_day_that_loses_an_hour_to_dst_has_one_business_hour_less() -> None:
     # Open 01:00-04:00 every day: on 8 March 2026 clocks jump 02:00 -> 03:00, so that day
     # has two real hours, and the third is taken the next night.
     night = BusinessCalendar(opens=time(1), closes=time(4), workdays=(0, 1, 2, 3, 4, 5, 6))
-    assert night.add_business_time(ny("2026-03-08", "01:00"), hours(3)) == ny(
-        "2026-03-09", "02:00"
-    )
+    assert night.add_business_time(ny("2026-03-08", "01:00"), hours(3)) == ny("2026-03-09", "02:00")
 
 
 def test_a_day_that_gains_an_hour_to_dst_has_one_business_hour_more() -> None:
