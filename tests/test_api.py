@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.db import ApiRequest, LedgerEntry
 from settings import Settings
 from starter import DATA_CONVERTER
-from starter.api import create_app
+from starter.api import Store, create_app
 from tests.conftest import Cases, Shop
 from tests.test_e2e_http import terminate_if_running
 
@@ -739,3 +739,25 @@ async def test_unknown_path_answers_json(api: Api) -> None:
     response = await api.call("GET", "/v1/nothing-here", as_=None)
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "detail": "Not Found"}
+
+
+async def test_unexpected_failure_answers_json_without_a_trace(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Store, staff_id: str) -> None:
+        raise RuntimeError("internal detail")
+
+    monkeypatch.setattr(Store, "pending_approvals", broken)
+    response = await api.call("GET", "/v1/approvals", as_="mgr-mia")
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert response.headers["X-Request-Id"] in response.json()["detail"]
+    assert "internal detail" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_openapi_documents_the_start_bodies(api: Api) -> None:
+    schema = (await api.call("GET", "/openapi.json", as_=None)).json()
+    body = schema["paths"]["/v1/refunds"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/RefundRequest"}
+    assert {"RefundRequest", "CloudEvent"} <= set(schema["components"]["schemas"])
