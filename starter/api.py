@@ -44,9 +44,11 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -59,6 +61,7 @@ from starter import (
     StartedCase,
     UnknownEvent,
     case_id_for,
+    connect,
     decide,
     send_event,
     start_refund,
@@ -79,6 +82,7 @@ from starter.api_models import (
     PendingApproval,
     StartedCaseView,
 )
+from starter.logconfig import configure_logging
 from workflows import visibility
 from workflows.models import (
     ApprovalStatus,
@@ -1067,3 +1071,19 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def create_production_app() -> Starlette:
+    """For ``uvicorn --factory starter.api:create_production_app``: logging as configured,
+    and Temporal (``TEMPORAL_*`` environment) connected when the server starts."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    @asynccontextmanager
+    async def connect_then_serve(outer: Starlette) -> AsyncIterator[None]:
+        api = create_app(await connect(), settings=settings)
+        outer.router.routes.append(Mount("/", app=api))
+        async with api.router.lifespan_context(api):
+            yield
+
+    return Starlette(lifespan=connect_then_serve)

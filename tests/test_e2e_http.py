@@ -11,23 +11,25 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
+from starlette.types import ASGIApp
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+import starter.api
 from activities.cases import CaseActivities
 from activities.db import LedgerEntry
-from settings import Settings
-from starter.api import create_app
+from settings import Settings, get_settings
+from starter.api import create_app, create_production_app
 from tests.conftest import Shop
 from worker import build_worker
 
 
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn on a free local port; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -137,6 +139,27 @@ async def test_refund_over_http_waits_for_a_manager_then_pays(
     with shop.db.transaction() as session:
         [paid] = session.scalars(select(LedgerEntry).where(LedgerEntry.case_id == case_id))
     assert paid.amount == Decimal("750.00")
+
+
+async def test_production_app_connects_to_temporal_when_it_starts(
+    dev_env: WorkflowEnvironment, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    # Logging is the test runner's; the factory would otherwise take over the root logger.
+    monkeypatch.setattr(starter.api, "configure_logging", lambda *_: None)
+    get_settings.cache_clear()
+    try:
+        async with (
+            serve(create_production_app()) as base_url,
+            httpx.AsyncClient(base_url=base_url) as http,
+        ):
+            ready = await http.get("/readyz")
+            page = await http.get("/approvals")
+    finally:
+        get_settings.cache_clear()
+    assert ready.json() == {"status": "ok", "checks": {"temporal": "ok", "database": "ok"}}
+    assert page.status_code == 200
 
 
 async def terminate_if_running(client: Client, case_id: str) -> None:
