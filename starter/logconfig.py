@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -32,14 +32,22 @@ def mask(text: str) -> str:
     return _PHONE.sub(lambda m: "***" + m.group(0)[-2:], text)
 
 
+def _masked(key: str, value: Any) -> Any:
+    if key in _PII_KEYS and value:
+        return "***"
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {k: _masked(str(k), v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_masked("", v) for v in value)
+    return value
+
+
 def _mask_pii(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if key == "timestamp":
-            continue
-        if key in _PII_KEYS and value:
-            event[key] = "***"
-        elif isinstance(value, str):
-            event[key] = mask(value)
+        if key != "timestamp":
+            event[key] = _masked(key, value)
     return event
 
 
@@ -99,6 +107,7 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                _mask_pii,  # again: a traceback's text may carry an address
                 renderer,
             ],
         )
