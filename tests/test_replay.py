@@ -1,0 +1,143 @@
+"""Replay: today's RefundWorkflow code must reproduce the histories of cases it ran.
+
+Two guards:
+
+- ``test_a_fresh_history_replays`` runs a case through the real worker, fetches its history
+  and replays it: the workflow code is deterministic (no clock, randomness or I/O outside
+  activities, the same commands for the same events).
+- ``test_a_recorded_history_replays`` replays histories stored under ``tests/histories/``.
+  Cases live for days; a worker deployed tomorrow replays the histories of cases opened
+  today. A stored history is the only thing that notices when a change to the workflow
+  (a new activity before an old one, a renamed timer, a field that old payloads lack) would
+  break those open cases. Such a change needs ``workflow.patched(...)``; only when no case
+  of the old shape can still be open may the files be recorded again, with
+  ``REPLAY_RECORD=1 .venv/bin/pytest tests/test_replay.py -k fresh`` (and the reason in the
+  commit message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.worker import Replayer
+
+from starter import DATA_CONVERTER, case_state, decide
+from tests.conftest import Cases, Shop
+from workflows.models import (
+    CaseStatus,
+    Decision,
+    DecisionKind,
+    Outcome,
+    RefundRequest,
+)
+from workflows.refund import RefundWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+def refund(amount: str) -> RefundRequest:
+    return RefundRequest(
+        request_id=f"replay-{uuid.uuid4().hex[:10]}",
+        order_id="ORD-1001",
+        customer_id="C-100",
+        amount=Decimal(amount),
+        reason="thawed on arrival",
+        requested_by="agent-amy",
+    )
+
+
+async def wait_for_approval(client: Client, handle: WorkflowHandle[Any, Any]) -> None:
+    for _ in range(200):
+        if (await case_state(client, handle.id)).status is CaseStatus.AWAITING_APPROVAL:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never waited for approval")
+
+
+# ---- the scenarios whose histories are replayed -------------------------------------------------
+
+
+async def approved_by_update(client: Client, cases: Cases) -> WorkflowHandle[Any, Any]:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_approval(client, handle)
+    await decide(
+        client,
+        handle.id,
+        Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE, event_id="evt-update"),
+    )
+    return handle
+
+
+async def store_credit_then_signal(client: Client, cases: Cases) -> WorkflowHandle[Any, Any]:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_approval(client, handle)
+    await handle.signal("choose_store_credit", {"event_id": "evt-credit"})
+    await handle.signal("decision", {"approver_id": "mgr-ghost", "decision": "approve"})
+    await handle.signal(
+        "decision", {"approver_id": "sup-sam", "decision": "approve", "event_id": "evt-signal"}
+    )
+    return handle
+
+
+async def expired(client: Client, cases: Cases) -> WorkflowHandle[Any, Any]:
+    return await cases.refund(refund("750.00"))  # reminder, escalation, expiry
+
+
+SCENARIOS: dict[str, tuple[Callable[[Client, Cases], Awaitable[Any]], CaseStatus]] = {
+    "refund_approved_by_update": (approved_by_update, CaseStatus.COMPLETED),
+    "refund_store_credit_approved_by_signal": (store_credit_then_signal, CaseStatus.COMPLETED),
+    "refund_expired": (expired, CaseStatus.EXPIRED),
+}
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=[RefundWorkflow], data_converter=DATA_CONVERTER)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_a_fresh_history_replays(
+    client: Client, cases: Cases, shop: Shop, scenario: str
+) -> None:
+    run, final = SCENARIOS[scenario]
+    handle: WorkflowHandle[Any, Any] = await run(client, cases)
+    outcome: Outcome = await handle.result()
+    assert outcome.status is final
+    history = await handle.fetch_history()
+
+    result = await replayer().replay_workflow(history)
+
+    assert result.replay_failure is None
+    if os.environ.get("REPLAY_RECORD") == "1":
+        store(scenario, history)
+
+
+def recorded() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def store(scenario: str, history: WorkflowHistory) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{scenario}.json").write_text(history.to_json() + "\n")
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
+
+
+def test_every_scenario_has_a_recorded_history() -> None:
+    assert {path.stem for path in recorded()} == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
+async def test_a_recorded_history_replays(path: Path) -> None:
+    result = await replayer().replay_workflow(load(path))
+
+    assert result.replay_failure is None
