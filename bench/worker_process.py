@@ -1,0 +1,58 @@
+"""One worker process of the benchmark: the production worker, or the baseline one.
+
+``python -m bench.worker_process refund|baseline ADDRESS TASK_QUEUE DATABASE_URL`` prints
+``ready`` once it polls, and stops gracefully on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.baseline import BaselineWorkflow, noop
+from settings import Settings
+from starter import DATA_CONVERTER
+from starter.logconfig import configure_logging
+from worker import build_worker
+
+
+def baseline_worker(client: Client, task_queue: str) -> Worker:
+    """The same worker options as ``worker.build_worker``, around the bare workflow."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BaselineWorkflow],
+        activities=[noop],
+        activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),
+        max_concurrent_activities=16,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def main(kind: str, address: str, task_queue: str, database_url: str) -> None:
+    settings = Settings(database_url=database_url, task_queue=task_queue)
+    configure_logging(settings.log_format, settings.log_level)
+    client = await Client.connect(address, data_converter=DATA_CONVERTER)
+    if kind == "refund":
+        worker = build_worker(client, database_url=database_url, settings=settings)
+    elif kind == "baseline":
+        worker = baseline_worker(client, task_queue)
+    else:
+        raise SystemExit(f"unknown worker kind {kind!r}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print("ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))
