@@ -121,6 +121,18 @@ def test_issue_refund_called_twice_pays_once(shop: Shop, activities: CaseActivit
     assert refunded(shop) == Decimal("120.00")
 
 
+def test_a_retry_after_the_payment_was_recorded_does_not_ask_the_gateway_again(
+    shop: Shop, settings: Settings
+) -> None:
+    gateway = FlakyGateway(LocalPaymentGateway(shop.db), failures=0)
+    activities = case_activities(shop, settings, gateway)
+    open_case(activities, "refund-once")
+    first = activities.issue_refund(instruction("refund-once"))
+    again = activities.issue_refund(instruction("refund-once"))
+    assert again == first
+    assert gateway.keys == ["refund-once/refund"]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_a_gateway_outage_is_a_retryable_failure_that_records_nothing(
     shop: Shop, settings: Settings
