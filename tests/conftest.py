@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import uuid
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -267,11 +269,50 @@ class Cases:
         for handle in self.handles:
             description = await handle.describe()
             if description.status is WorkflowExecutionStatus.RUNNING:
+                await _settled(handle)
                 try:
                     await handle.terminate(reason="test finished")
                 except RPCError as err:
                     if err.status is not RPCStatusCode.NOT_FOUND:  # else it closed meanwhile
                         raise
+
+
+_CLOSES_WORKFLOW_TASK = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+}
+_CLOSES_ACTIVITY = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+
+
+async def _settled(handle: WorkflowHandle[Any, Any], seconds: float = 5.0) -> None:
+    """Wait (a while) until no workflow task or activity of the case is in flight.
+
+    The time-skipping server holds its clock while a task it handed out is outstanding, and a
+    task whose workflow was terminated meanwhile is never completed: terminating mid-task
+    would freeze time for every later test.
+    """
+    for _ in range(int(seconds / 0.02)):
+        workflow_task_open = False
+        activities_open: set[int] = set()
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+                workflow_task_open = True
+            elif event.event_type in _CLOSES_WORKFLOW_TASK:
+                workflow_task_open = False
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                activities_open.add(event.event_id)
+            elif event.event_type in _CLOSES_ACTIVITY:
+                closed = getattr(event, _CLOSES_ACTIVITY[event.event_type])
+                activities_open.discard(closed.scheduled_event_id)
+        if not workflow_task_open and not activities_open:
+            return
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
