@@ -77,6 +77,10 @@ class BusinessCalendar(BaseModel):
         window = self._window(instant.astimezone(_zone(self.timezone)).date())
         return window is not None and window[0] <= instant < window[1]
 
+    def local(self, instant: datetime) -> datetime:
+        """``instant`` on the business's wall clock, for what customers read."""
+        return _aware(instant).astimezone(_zone(self.timezone))
+
     def next_open(self, instant: datetime) -> datetime:
         """The first instant at or after ``instant`` when the business is open."""
         return self.add_business_time(instant, timedelta(0))
