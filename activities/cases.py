@@ -21,8 +21,10 @@ from activities.db import Approval, AuditRecord, Case, Database
 from activities.notifications import queue, render
 from activities.orders import OrderSystem
 from activities.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable, RefundLedger
+from activities.returns import ReturnAuthorizations
 from activities.staff import StaffDirectory
 from settings import Settings
+from workflows import policy
 from workflows.models import (
     ApprovalState,
     ApproverDirectory,
@@ -33,11 +35,19 @@ from workflows.models import (
     CaseStatus,
     Department,
     Notice,
+    OrderedLine,
     OrderVerdict,
+    RaChange,
+    RaIssue,
+    RaIssued,
+    RaStatus,
     Recipient,
     RefundCheck,
     RefundInstruction,
     RefundReceipt,
+    ReturnableOrder,
+    ReturnCheck,
+    ReturnEligibility,
 )
 
 log = structlog.get_logger(__name__)
@@ -58,6 +68,7 @@ class CaseActivities:
         self.settings = settings
         self.staff = StaffDirectory(db)
         self.ledger = RefundLedger(db)
+        self.returns = ReturnAuthorizations(db)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for the worker's registration."""
@@ -68,6 +79,10 @@ class CaseActivities:
             self.verify_refund,
             self.find_approvers,
             self.issue_refund,
+            self.check_return_eligibility,
+            self.issue_ra_number,
+            self.mark_ra_received,
+            self.expire_ra,
         ]
 
     # ---- the case record -----------------------------------------------------------------
@@ -128,6 +143,7 @@ class CaseActivities:
             "company_name": self.settings.company_name,
             "customer_name": customer.name if customer else "Customer",
             "extension": self._department(notice).extension if notice.department else "",
+            "return_address": self.settings.return_address,
             **notice.context,
         }
         email = render(notice.template, context)
@@ -217,6 +233,56 @@ class CaseActivities:
         receipt = self.ledger.record(instruction, reference)
         log.info("refund_issued", method=receipt.method.value, reference=receipt.reference)
         return receipt
+
+    # ---- returns -------------------------------------------------------------------------
+
+    @activity.defn(name="check_return_eligibility")
+    def check_return_eligibility(self, check: ReturnCheck) -> ReturnEligibility:
+        """The return policy applied to the order as it stands and the RAs already issued."""
+        order = self._returnable(check.order_id, except_case=check.case_id)
+        return policy.return_eligibility(
+            check.items,
+            order,
+            order_id=check.order_id,
+            customer_id=check.customer_id,
+            at=check.at,
+            window=check.window,
+        )
+
+    @activity.defn(name="issue_ra_number")
+    def issue_ra_number(self, request: RaIssue) -> RaIssued:
+        """Mint the case's RA number once; a retry gets the number minted before."""
+        order = self.orders.get_order(request.order_id)
+        ordered = {line.sku: line.quantity for line in order.lines} if order else {}
+        issued = self.returns.issue(request, ordered)
+        if issued.ra:
+            log.info("ra_issued", ra_number=issued.ra.ra_number)
+        return issued
+
+    @activity.defn(name="mark_ra_received")
+    def mark_ra_received(self, change: RaChange) -> None:
+        self.returns.mark(change.case_id, RaStatus.RECEIVED, change.at)
+
+    @activity.defn(name="expire_ra")
+    def expire_ra(self, change: RaChange) -> None:
+        """The RA can no longer be received, and its items may be returned on a new one."""
+        self.returns.mark(change.case_id, RaStatus.EXPIRED, change.at)
+
+    def _returnable(self, order_id: str, *, except_case: str) -> ReturnableOrder | None:
+        order = self.orders.get_order(order_id)
+        if order is None:
+            return None
+        return ReturnableOrder(
+            order_id=order.id,
+            customer_id=order.customer_id,
+            status=order.status,
+            delivered_at=order.delivered_at,
+            lines=tuple(
+                OrderedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+                for line in order.lines
+            ),
+            returned=self.returns.returned(order_id, except_case=except_case),
+        )
 
 
 def _record(session: Session, entry: AuditEntry) -> bool:
