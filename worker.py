@@ -24,8 +24,9 @@ from activities.mail import OutboxDispatcher, SmtpTransport
 from settings import Settings, get_settings
 from starter.logconfig import configure_logging
 from workflows.refund import RefundWorkflow
+from workflows.returns import ReturnWorkflow
 
-WORKFLOWS: Sequence[type] = (RefundWorkflow,)
+WORKFLOWS: Sequence[type] = (RefundWorkflow, ReturnWorkflow)
 
 log = structlog.get_logger(__name__)
 

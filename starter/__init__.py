@@ -33,10 +33,15 @@ from workflows.models import (
     CaseState,
     CaseType,
     Decision,
+    InspectionResult,
+    PackageReceived,
+    RaState,
     RefundRequest,
+    ReturnRequest,
     StoreCreditChoice,
 )
 from workflows.refund import RefundWorkflow
+from workflows.returns import ReturnWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -45,6 +50,7 @@ __all__ = [
     "CASE_EVENTS",
     "DATA_CONVERTER",
     "DecisionRefused",
+    "EventRefused",
     "StartedCase",
     "UnknownEvent",
     "case_id_for",
@@ -54,8 +60,11 @@ __all__ = [
     "decide",
     "ensure_search_attributes",
     "parse_event",
+    "receive_package",
+    "report_inspection",
     "send_event",
     "start_refund",
+    "start_return",
 ]
 
 
@@ -107,6 +116,25 @@ async def start_refund(
         customer_id=request.customer_id,
         amount=request.amount,
         summary=f"Refund ${request.amount:,.2f} for order {request.order_id}",
+        task_queue=task_queue,
+    )
+
+
+async def start_return(
+    client: Client, request: ReturnRequest, *, task_queue: str | None = None
+) -> StartedCase:
+    """Open a return case; the same ``request_id`` twice returns the first case."""
+    count = sum(item.quantity for item in request.items)
+    return await _start(
+        client,
+        ReturnWorkflow.run,
+        request,
+        case_id=case_id_for(CaseType.RETURN, request.request_id),
+        case_type=CaseType.RETURN,
+        order_id=request.order_id,
+        customer_id=request.customer_id,
+        amount=None,
+        summary=f"Return of {count} item{'s' if count != 1 else ''} for order {request.order_id}",
         task_queue=task_queue,
     )
 
@@ -176,6 +204,8 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
 # Procedures add theirs here; the HTTP API and the CLI accept exactly these.
 CASE_EVENTS: dict[str, tuple[str, type[BaseModel]]] = {
     "store_credit_chosen": ("choose_store_credit", StoreCreditChoice),
+    "package_received": ("package_received", PackageReceived),
+    "inspection_completed": ("inspection_completed", InspectionResult),
 }
 
 
@@ -215,3 +245,62 @@ async def ensure_search_attributes(client: Client) -> None:
         except RPCError as err:
             if err.status is not RPCStatusCode.ALREADY_EXISTS:
                 raise
+
+
+# ---- the warehouse's answers on a return (updates: the caller learns at once if refused) ----
+
+
+class EventRefused(Exception):
+    """A case refused an event; ``kind`` says why (UnknownRA, RaExpired, AlreadyReceived,
+    NotInspecting, AlreadyInspected, InvalidAmount or CaseClosed)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+async def receive_package(client: Client, case_id: str, received: PackageReceived) -> RaState:
+    """Tell a return case its package arrived; the answer is its RA, or EventRefused."""
+    ra: RaState = await _event_update(client, case_id, "receive_package", received, RaState)
+    return ra
+
+
+async def report_inspection(client: Client, case_id: str, result: InspectionResult) -> CaseState:
+    """Report the inspection of a return's items; the answer is the case, or EventRefused."""
+    state: CaseState = await _event_update(
+        client, case_id, "complete_inspection", result, CaseState
+    )
+    return state
+
+
+async def _event_update(
+    client: Client,
+    case_id: str,
+    update: str,
+    message: PackageReceived | InspectionResult,
+    result_type: type[Any],
+) -> Any:
+    handle = client.get_workflow_handle(case_id)
+    try:
+        return await handle.execute_update(
+            update, message, result_type=result_type, id=f"{update}-{message.event_id}"
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type:
+            raise EventRefused(cause.type, cause.message) from err
+        raise
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # A closed case takes no updates; say why in the case's own words.
+        state = await case_state(client, case_id)
+        ra_number = state.extra.get("ra_number")
+        if state.extra.get("ra_status") == "expired" and isinstance(message, PackageReceived):
+            raise EventRefused(
+                "RaExpired",
+                f"{ra_number} expired on {state.extra['ra_expires_at'][:10]} and can no "
+                "longer be received",
+            ) from err
+        raise EventRefused("CaseClosed", f"case {case_id} is closed ({state.status})") from err
