@@ -37,8 +37,9 @@ from starter import (
     parse_event,
     send_event,
     start_refund,
+    start_return,
 )
-from workflows.models import CaseState, Decision, RefundRequest
+from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest
 
 
 class UsageError(Exception):
@@ -78,6 +79,32 @@ async def cmd_refund(args: argparse.Namespace, temporal: Connect) -> None:
         requested_by=args.requested_by,
     )
     started = await start_refund(await temporal(), request)
+    print(f"{started.case_id}  started (run {started.run_id})")
+
+
+def _item(text: str) -> dict[str, object]:
+    """SKU=QUANTITY, or a bare SKU for one of it."""
+    sku, equals, quantity = text.partition("=")
+    if not equals:
+        return {"sku": text, "quantity": 1}
+    try:
+        return {"sku": sku, "quantity": int(quantity)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not SKU=QUANTITY: {text!r}") from None
+
+
+async def cmd_return(args: argparse.Namespace, temporal: Connect) -> None:
+    request = ReturnRequest.model_validate(
+        {
+            "request_id": args.request_id or f"cli-{uuid.uuid4().hex[:12]}",
+            "order_id": args.order,
+            "customer_id": args.customer,
+            "items": args.items,
+            "reason": args.reason,
+            "requested_by": args.requested_by,
+        }
+    )
+    started = await start_return(await temporal(), request)
     print(f"{started.case_id}  started (run {started.run_id})")
 
 
@@ -219,6 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requested-by", required=True, help="staff id of the requester")
     p.add_argument("--request-id", help="idempotency key (default: a new one)")
     p.set_defaults(run=cmd_refund)
+
+    p = sub.add_parser("return", help="start a return case (an RA number is issued)")
+    p.add_argument("--order", required=True)
+    p.add_argument("--customer", required=True)
+    p.add_argument(
+        "--item",
+        dest="items",
+        required=True,
+        action="append",
+        type=_item,
+        metavar="SKU=QUANTITY",
+        help="an item to return (repeat for each sku)",
+    )
+    p.add_argument("--reason", required=True)
+    p.add_argument("--requested-by", required=True, help="staff id of the requester")
+    p.add_argument("--request-id", help="idempotency key (default: a new one)")
+    p.set_defaults(run=cmd_return)
 
     p = sub.add_parser("decide", help="approve or reject a pending approval")
     p.add_argument("case_id")
