@@ -65,6 +65,7 @@ from starter import (
     decide,
     send_event,
     start_refund,
+    start_return,
 )
 from starter.api_models import (
     ApprovalList,
@@ -91,6 +92,7 @@ from workflows.models import (
     CaseType,
     Decision,
     RefundRequest,
+    ReturnRequest,
     StaffMember,
     TimelineEntry,
 )
@@ -146,6 +148,7 @@ class Procedure(Generic[R]):
 # One line per procedure; its endpoint, event type and docs follow from it.
 PROCEDURES: tuple[Procedure[Any], ...] = (
     Procedure("refunds", "refund.requested", CaseType.REFUND, RefundRequest, start_refund),
+    Procedure("returns", "return.requested", CaseType.RETURN, ReturnRequest, start_return),
 )
 
 
