@@ -1,0 +1,108 @@
+"""Opening and driving a return from the command line and over HTTP."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from settings import Settings
+from starter.api import create_app
+from tests.conftest import Cases, Shop
+from tests.test_cli import cli
+from tests.test_refund import ledger, wait_for_status
+from tests.test_returns import delivered_order
+from workflows.models import CaseStatus
+
+
+@pytest.fixture
+async def http(
+    client: Client, cases: Cases, settings: Settings, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(client, database_url=database_url, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://casework.test") as http:
+        yield http
+
+
+async def test_return_driven_from_the_command_line(
+    env: WorkflowEnvironment, client: Client, cases: Cases, settings: Settings, shop: Shop
+) -> None:
+    order_id = await delivered_order(env, shop)
+    request_id = uuid.uuid4().hex[:10]
+    started = await cli(
+        "return", "--order", order_id, "--customer", "C-100", "--item", "BISON-RIBEYE=2",
+        "--reason", "wrong cut", "--requested-by", "agent-amy", "--request-id", request_id,
+        env=env, settings=settings,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    case_id = f"return-{request_id}"
+    handle = client.get_workflow_handle(case_id)
+    cases.handles.append(handle)
+    state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+
+    scanned = json.dumps({"ra_number": state.extra["ra_number"]})
+    received = await cli(
+        "event", case_id, "package_received", "--data", scanned, env=env, settings=settings
+    )
+    assert received.returncode == 0, received.stderr
+    await wait_for_status(client, case_id, CaseStatus.INSPECTING)
+    inspected = await cli(
+        "event", case_id, "inspection_completed", "--data", '{"passed": true}',
+        env=env, settings=settings,
+    )  # fmt: skip
+    assert inspected.returncode == 0, inspected.stderr
+    await handle.result()
+    [entry] = ledger(shop)
+    assert str(entry.amount) == "300.00"
+
+
+async def test_return_item_that_is_not_sku_equals_quantity_is_refused(
+    settings: Settings,
+) -> None:
+    result = await cli(
+        "return", "--order", "ORD-1", "--customer", "C-100", "--item", "BISON-RIBEYE=two",
+        "--reason", "wrong cut", "--requested-by", "agent-amy",
+        settings=settings,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "not SKU=QUANTITY: 'BISON-RIBEYE=two'" in result.stderr
+
+
+async def test_return_opened_over_http(
+    env: WorkflowEnvironment,
+    client: Client,
+    cases: Cases,
+    shop: Shop,
+    http: httpx.AsyncClient,
+) -> None:
+    order_id = await delivered_order(env, shop)
+    body = {
+        "request_id": f"req-{uuid.uuid4().hex[:10]}",
+        "order_id": order_id,
+        "customer_id": "C-100",
+        "items": [{"sku": "ELK-JERKY", "quantity": 3}],
+        "reason": "not as described",
+        "requested_by": "agent-amy",
+    }
+    backend = {"Authorization": f"Bearer {shop.tokens['backend']}"}
+    response = await http.post("/v1/returns", json=body, headers=backend)
+    assert response.status_code == 202, response.text
+    case_id = response.json()["case_id"]
+    assert case_id == f"return-{body['request_id']}"
+    cases.handles.append(client.get_workflow_handle(case_id))
+    state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+
+    event = {
+        "type": "package_received",
+        "event_id": "scan-1",
+        "ra_number": state.extra["ra_number"],
+    }
+    sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=backend)
+    assert sent.status_code == 202, sent.text
+    await wait_for_status(client, case_id, CaseStatus.INSPECTING)
