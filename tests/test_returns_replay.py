@@ -1,0 +1,116 @@
+"""Replay: today's ReturnWorkflow code must reproduce the histories of returns it ran.
+
+Returns stay open for weeks, so a deployment always meets cases opened by the code before
+it. Same two guards as ``test_replay.py`` (read its docstring for when and how to record
+again): ``REPLAY_RECORD=1 .venv/bin/pytest tests/test_returns_replay.py -k fresh``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from starter import DATA_CONVERTER, decide, receive_package
+from tests.conftest import Cases, Shop
+from tests.test_refund import wait_for_status
+from tests.test_returns import EVERYTHING, awaiting_return, delivered_order, return_of, start
+from workflows.models import CaseStatus, Decision, DecisionKind, Outcome, PackageReceived
+from workflows.returns import ReturnWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories" / "returns"
+
+Scenario = Callable[[WorkflowEnvironment, Client, Cases, Shop], Awaitable[WorkflowHandle[Any, Any]]]
+
+
+async def refunded_after_approval(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
+    """Reminder, package by update, a bad inspection signal, inspection by signal, approval."""
+    handle = await start(cases, return_of(await delivered_order(env, shop), EVERYTHING))
+    ra_number = await awaiting_return(client, handle)
+    await env.sleep(timedelta(days=15))
+    await receive_package(
+        client, handle.id, PackageReceived(event_id="scan-1", ra_number=ra_number)
+    )
+    await wait_for_status(client, handle.id, CaseStatus.INSPECTING)
+    await handle.signal("choose_store_credit", {"event_id": "credit-1"})
+    await handle.signal("inspection_completed", {"passed": "maybe"})
+    await handle.signal("inspection_completed", {"event_id": "insp-1", "passed": True})
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE))
+    return handle
+
+
+async def expired(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
+    return await start(cases, return_of(await delivered_order(env, shop)))
+
+
+async def window_exception_rejected(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
+    handle = await start(cases, return_of(await delivered_order(env, shop, days_ago=60)))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await decide(client, handle.id, Decision(approver_id="sup-sam", decision=DecisionKind.REJECT))
+    return handle
+
+
+SCENARIOS: dict[str, tuple[Scenario, CaseStatus]] = {
+    "return_refunded_after_approval": (refunded_after_approval, CaseStatus.COMPLETED),
+    "return_expired": (expired, CaseStatus.EXPIRED),
+    "return_window_exception_rejected": (window_exception_rejected, CaseStatus.REJECTED),
+}
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=[ReturnWorkflow], data_converter=DATA_CONVERTER)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_a_fresh_history_replays(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop, scenario: str
+) -> None:
+    run, final = SCENARIOS[scenario]
+    handle = await run(env, client, cases, shop)
+    outcome: Outcome = await handle.result()
+    assert outcome.status is final
+    history = await handle.fetch_history()
+
+    result = await replayer().replay_workflow(history)
+
+    assert result.replay_failure is None
+    if os.environ.get("REPLAY_RECORD") == "1":
+        store(scenario, history)
+
+
+def recorded() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def store(scenario: str, history: WorkflowHistory) -> None:
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    (HISTORIES / f"{scenario}.json").write_text(history.to_json() + "\n")
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
+
+
+def test_every_scenario_has_a_recorded_history() -> None:
+    assert {path.stem for path in recorded()} == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
+async def test_a_recorded_history_replays(path: Path) -> None:
+    result = await replayer().replay_workflow(load(path))
+
+    assert result.replay_failure is None
