@@ -177,7 +177,9 @@ class ReturnWorkflow(RefundingCase):
     async def await_package(self, ra: RaState) -> bool:
         """Step 4: wait for the warehouse; remind the customer, then let the RA expire."""
         remind_at = ra.issued_at + self.rules.return_reminder_after
-        if not await self._received_by(remind_at, "Remind the customer to ship the return"):
+        if remind_at < ra.expires_at and not await self._received_by(
+            remind_at, "Remind the customer to ship the return"
+        ):
             await self.notify(
                 "return_reminder", Recipient.CUSTOMER, detail={"ra_number": ra.ra_number}
             )
@@ -400,4 +402,4 @@ class ReturnWorkflow(RefundingCase):
 
 
 def _show(instant: datetime) -> str:
-    return f"{instant:%B} {instant.day}, {instant.year} {instant:%H:%M %Z}"
+    return f"{instant:%B} {instant.day}, {instant.year}, {instant:%H:%M %Z}"
