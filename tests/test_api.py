@@ -387,7 +387,7 @@ async def test_unknown_event_type_is_422(api: Api, shop: Shop) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "error": "unknown_event_type",
-        "detail": "unknown event type 'refund.maybe' (known: refund.requested)",
+        "detail": "unknown event type 'refund.maybe' (known: refund.requested, return.requested)",
     }
     assert api_requests(shop) == []
 
