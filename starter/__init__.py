@@ -7,6 +7,7 @@ the same business event sent twice finds the first case instead of opening a sec
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -49,6 +50,7 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 __all__ = [
     "CASE_EVENTS",
     "DATA_CONVERTER",
+    "CaseEvent",
     "DecisionRefused",
     "EventRefused",
     "StartedCase",
@@ -200,12 +202,24 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
         raise
 
 
-# Events a running case waits for, by the name callers use: (signal name, payload model).
-# Procedures add theirs here; the HTTP API and the CLI accept exactly these.
-CASE_EVENTS: dict[str, tuple[str, type[BaseModel]]] = {
-    "store_credit_chosen": ("choose_store_credit", StoreCreditChoice),
-    "package_received": ("package_received", PackageReceived),
-    "inspection_completed": ("inspection_completed", InspectionResult),
+@dataclass(frozen=True)
+class CaseEvent:
+    """An event a running case waits for: its signal, its payload model, and, when the
+    sender needs an answer (e.g. a wrong RA number), the update that refuses or accepts it."""
+
+    signal: str
+    model: type[BaseModel]
+    update: str | None = None
+
+
+# By the name callers use. Procedures add theirs here; the HTTP API and the CLI accept
+# exactly these.
+CASE_EVENTS: dict[str, CaseEvent] = {
+    "store_credit_chosen": CaseEvent("choose_store_credit", StoreCreditChoice),
+    "package_received": CaseEvent("package_received", PackageReceived, "receive_package"),
+    "inspection_completed": CaseEvent(
+        "inspection_completed", InspectionResult, "complete_inspection"
+    ),
 }
 
 
@@ -218,15 +232,23 @@ def parse_event(event_type: str, payload: dict[str, Any]) -> BaseModel:
     if event_type not in CASE_EVENTS:
         known = ", ".join(sorted(CASE_EVENTS))
         raise UnknownEvent(f"unknown event type {event_type!r} (known: {known})")
-    return CASE_EVENTS[event_type][1].model_validate(payload)
+    return CASE_EVENTS[event_type].model.model_validate(payload)
 
 
 async def send_event(
     client: Client, case_id: str, event_type: str, payload: dict[str, Any]
 ) -> None:
-    """Deliver a human or system event to a running case, as its signal."""
+    """Deliver a human or system event to a running case.
+
+    Events with an update are answered by the case: a refusal raises EventRefused with the
+    case's reason. The others are signals, recorded (or recorded as ignored) by the case.
+    """
     message = parse_event(event_type, payload)
-    await client.get_workflow_handle(case_id).signal(CASE_EVENTS[event_type][0], message)
+    event = CASE_EVENTS[event_type]
+    if event.update is not None:
+        await _event_update(client, case_id, event.update, message, object)
+    else:
+        await client.get_workflow_handle(case_id).signal(event.signal, message)
 
 
 async def choose_store_credit(client: Client, case_id: str, choice: StoreCreditChoice) -> None:
@@ -278,13 +300,16 @@ async def _event_update(
     client: Client,
     case_id: str,
     update: str,
-    message: PackageReceived | InspectionResult,
+    message: BaseModel,
     result_type: type[Any],
 ) -> Any:
     handle = client.get_workflow_handle(case_id)
     try:
         return await handle.execute_update(
-            update, message, result_type=result_type, id=f"{update}-{message.event_id}"
+            update,
+            message,
+            result_type=result_type,
+            id=f"{update}-{getattr(message, 'event_id', None) or uuid.uuid4().hex}",
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause

@@ -58,6 +58,7 @@ from activities.staff import StaffDirectory
 from settings import Settings, get_settings
 from starter import (
     DecisionRefused,
+    EventRefused,
     StartedCase,
     UnknownEvent,
     case_id_for,
@@ -854,12 +855,20 @@ async def post_case_event(
         raise ApiError(422, "unknown_event_type", str(err)) from None
     except ValidationError as err:
         raise invalid(err) from None
+    except EventRefused as refused:
+        # The case's own answer: an RA it never issued is not found, the rest conflict.
+        status = 404 if refused.kind == "UnknownRA" else 409
+        raise ApiError(status, _snake(refused.kind), refused.message) from None
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             await not_running(services.client, case_id)
         raise
     log.info("case_event_sent", case_id=case_id, event_type=event_type, by=staff.id)
     return CaseEventAccepted(case_id=case_id, type=event_type)
+
+
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower()  # UnknownRA -> unknown_ra
 
 
 # ---- the approvals page ----------------------------------------------------------------------

@@ -272,8 +272,8 @@ async def test_bad_package_event_is_recorded_and_ignored(
     handle = await start(cases, return_of(await delivered_order(env, shop)))
     ra_number = await awaiting_return(client, handle)
     await client.get_workflow_handle(handle.id).signal("package_received", {"ra_number": 7})
-    await send_event(
-        client, handle.id, "package_received", {"event_id": "e-1", "ra_number": "RA-2020-000001"}
+    await client.get_workflow_handle(handle.id).signal(
+        "package_received", {"event_id": "e-1", "ra_number": "RA-2020-000001"}
     )
     await eventually(lambda: [e for e in events(shop, handle.id) if e.endswith("_ignored")][1:])
     assert (await case_state(client, handle.id)).status is CaseStatus.AWAITING_RETURN

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
+from starter import case_state
 from starter.api import create_app
 from tests.conftest import Cases, Shop
 from tests.test_cli import cli
@@ -106,3 +107,37 @@ async def test_return_opened_over_http(
     sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=backend)
     assert sent.status_code == 202, sent.text
     await wait_for_status(client, case_id, CaseStatus.INSPECTING)
+
+
+async def test_package_with_a_wrong_ra_number_is_refused_over_http(
+    env: WorkflowEnvironment,
+    client: Client,
+    cases: Cases,
+    shop: Shop,
+    http: httpx.AsyncClient,
+) -> None:
+    order_id = await delivered_order(env, shop)
+    body = {
+        "request_id": f"req-{uuid.uuid4().hex[:10]}",
+        "order_id": order_id,
+        "customer_id": "C-100",
+        "items": [{"sku": "ELK-JERKY", "quantity": 1}],
+        "reason": "not as described",
+        "requested_by": "agent-amy",
+    }
+    backend = {"Authorization": f"Bearer {shop.tokens['backend']}"}
+    case_id = (await http.post("/v1/returns", json=body, headers=backend)).json()["case_id"]
+    cases.handles.append(client.get_workflow_handle(case_id))
+    await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+
+    wrong = {"type": "package_received", "event_id": "scan-9", "ra_number": "RA-1999-000001"}
+    refused = await http.post(f"/v1/cases/{case_id}/events", json=wrong, headers=backend)
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["error"] == "unknown_ra"
+    assert "RA-1999-000001 is not this case's RA" in refused.json()["detail"]
+    assert (await case_state(client, case_id)).status is CaseStatus.AWAITING_RETURN
+
+    early = {"type": "inspection_completed", "event_id": "insp-1", "passed": True}
+    conflict = await http.post(f"/v1/cases/{case_id}/events", json=early, headers=backend)
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["error"] == "not_inspecting"
