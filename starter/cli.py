@@ -30,6 +30,7 @@ from settings import Settings, get_settings
 from starter import (
     DEFAULT_ADDRESS,
     DecisionRefused,
+    EventRefused,
     UnknownEvent,
     case_state,
     connect,
@@ -141,6 +142,8 @@ def _describe(state: CaseState) -> str:
         f"  step:     {state.step}",
         f"  order:    {state.order_id}   customer: {state.customer_id}   amount: {amount}",
     ]
+    if state.extra:
+        lines.append("  " + "   ".join(f"{key}: {value}" for key, value in state.extra.items()))
     if state.approval:
         a = state.approval
         lines.append(
@@ -347,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (UsageError, UnknownEvent) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except EventRefused as refused:
+        print(f"error: refused: {refused.message}", file=sys.stderr)
         return 2
     except json.JSONDecodeError as err:
         print(f"error: --data is not valid JSON ({err.msg})", file=sys.stderr)

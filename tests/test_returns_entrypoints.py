@@ -47,6 +47,15 @@ async def test_return_driven_from_the_command_line(
     cases.handles.append(handle)
     state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
 
+    wrong = json.dumps({"ra_number": "RA-1999-000001"})
+    refused = await cli(
+        "event", case_id, "package_received", "--data", wrong, env=env, settings=settings
+    )
+    assert refused.returncode == 2
+    assert "refused: RA-1999-000001 is not this case's RA" in refused.stderr
+    status = await cli("status", case_id, env=env, settings=settings)
+    assert f"ra_number: {state.extra['ra_number']}" in status.stdout
+
     scanned = json.dumps({"ra_number": state.extra["ra_number"]})
     received = await cli(
         "event", case_id, "package_received", "--data", scanned, env=env, settings=settings
