@@ -18,7 +18,6 @@ Two guards:
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -26,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.client import Client, WorkflowHandle
 
-from starter import DATA_CONVERTER, case_state, decide
+from starter import case_state, decide
 from tests.conftest import Cases, Shop
+from tests.recorded_histories import ROOT, Shelf
 from workflows.models import (
     CaseStatus,
     Decision,
@@ -40,7 +39,7 @@ from workflows.models import (
 )
 from workflows.refund import RefundWorkflow
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
+SHELF = Shelf(ROOT, RefundWorkflow)
 
 
 def refund(amount: str) -> RefundRequest:
@@ -98,10 +97,6 @@ SCENARIOS: dict[str, tuple[Callable[[Client, Cases], Awaitable[Any]], CaseStatus
 }
 
 
-def replayer() -> Replayer:
-    return Replayer(workflows=[RefundWorkflow], data_converter=DATA_CONVERTER)
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 async def test_a_fresh_history_replays(
     client: Client, cases: Cases, shop: Shop, scenario: str
@@ -112,32 +107,18 @@ async def test_a_fresh_history_replays(
     assert outcome.status is final
     history = await handle.fetch_history()
 
-    result = await replayer().replay_workflow(history)
+    result = await SHELF.replay(history)
 
     assert result.replay_failure is None
-    if os.environ.get("REPLAY_RECORD") == "1":
-        store(scenario, history)
-
-
-def recorded() -> list[Path]:
-    return sorted(HISTORIES.glob("*.json"))
-
-
-def store(scenario: str, history: WorkflowHistory) -> None:
-    HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{scenario}.json").write_text(history.to_json() + "\n")
-
-
-def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
+    SHELF.keep_if_recording(scenario, history)
 
 
 def test_every_scenario_has_a_recorded_history() -> None:
-    assert {path.stem for path in recorded()} == set(SCENARIOS)
+    assert {path.stem for path in SHELF.recorded()} == set(SCENARIOS)
 
 
-@pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", SHELF.recorded(), ids=lambda path: path.stem)
 async def test_a_recorded_history_replays(path: Path) -> None:
-    result = await replayer().replay_workflow(load(path))
+    result = await SHELF.replay(SHELF.load(path))
 
     assert result.replay_failure is None

@@ -7,25 +7,24 @@ again): ``REPLAY_RECORD=1 .venv/bin/pytest tests/test_returns_replay.py -k fresh
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
-from starter import DATA_CONVERTER, decide, receive_package
+from starter import decide, receive_package
 from tests.conftest import Cases, Shop
+from tests.recorded_histories import ROOT, Shelf
 from tests.test_refund import wait_for_status
 from tests.test_returns import EVERYTHING, awaiting_return, delivered_order, return_of, start
 from workflows.models import CaseStatus, Decision, DecisionKind, Outcome, PackageReceived
 from workflows.returns import ReturnWorkflow
 
-HISTORIES = Path(__file__).resolve().parent / "histories" / "returns"
+SHELF = Shelf(ROOT / "returns", ReturnWorkflow)
 
 Scenario = Callable[[WorkflowEnvironment, Client, Cases, Shop], Awaitable[WorkflowHandle[Any, Any]]]
 
@@ -71,10 +70,6 @@ SCENARIOS: dict[str, tuple[Scenario, CaseStatus]] = {
 }
 
 
-def replayer() -> Replayer:
-    return Replayer(workflows=[ReturnWorkflow], data_converter=DATA_CONVERTER)
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 async def test_a_fresh_history_replays(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop, scenario: str
@@ -85,32 +80,18 @@ async def test_a_fresh_history_replays(
     assert outcome.status is final
     history = await handle.fetch_history()
 
-    result = await replayer().replay_workflow(history)
+    result = await SHELF.replay(history)
 
     assert result.replay_failure is None
-    if os.environ.get("REPLAY_RECORD") == "1":
-        store(scenario, history)
-
-
-def recorded() -> list[Path]:
-    return sorted(HISTORIES.glob("*.json"))
-
-
-def store(scenario: str, history: WorkflowHistory) -> None:
-    HISTORIES.mkdir(parents=True, exist_ok=True)
-    (HISTORIES / f"{scenario}.json").write_text(history.to_json() + "\n")
-
-
-def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
+    SHELF.keep_if_recording(scenario, history)
 
 
 def test_every_scenario_has_a_recorded_history() -> None:
-    assert {path.stem for path in recorded()} == set(SCENARIOS)
+    assert {path.stem for path in SHELF.recorded()} == set(SCENARIOS)
 
 
-@pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", SHELF.recorded(), ids=lambda path: path.stem)
 async def test_a_recorded_history_replays(path: Path) -> None:
-    result = await replayer().replay_workflow(load(path))
+    result = await SHELF.replay(SHELF.load(path))
 
     assert result.replay_failure is None

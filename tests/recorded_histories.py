@@ -1,0 +1,42 @@
+"""Recorded workflow histories: kept under ``tests/histories/``, replayed against today's code.
+
+Shared by the replay specifications of every procedure (see ``test_replay.py`` for why they
+exist and when a history may be recorded again).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, WorkflowReplayResult
+
+from starter import DATA_CONVERTER
+
+ROOT = Path(__file__).resolve().parent / "histories"
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """The recorded histories of one workflow, in one folder."""
+
+    folder: Path
+    workflow: type
+
+    def recorded(self) -> list[Path]:
+        return sorted(self.folder.glob("*.json"))
+
+    def load(self, path: Path) -> WorkflowHistory:
+        return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
+
+    async def replay(self, history: WorkflowHistory) -> WorkflowReplayResult:
+        replayer = Replayer(workflows=[self.workflow], data_converter=DATA_CONVERTER)
+        return await replayer.replay_workflow(history)
+
+    def keep_if_recording(self, scenario: str, history: WorkflowHistory) -> None:
+        """With REPLAY_RECORD=1, store ``history`` as the scenario's recorded history."""
+        if os.environ.get("REPLAY_RECORD") == "1":
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / f"{scenario}.json").write_text(history.to_json() + "\n")
