@@ -18,7 +18,7 @@ from tests.conftest import Cases, Shop
 from tests.test_cli import cli
 from tests.test_refund import ledger, wait_for_status
 from tests.test_returns import delivered_order
-from workflows.models import CaseStatus
+from workflows.models import CaseState, CaseStatus
 
 
 @pytest.fixture
@@ -84,6 +84,30 @@ async def test_return_item_that_is_not_sku_equals_quantity_is_refused(
     assert "not SKU=QUANTITY: 'BISON-RIBEYE=two'" in result.stderr
 
 
+async def open_return_over_http(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop, http: httpx.AsyncClient
+) -> tuple[str, CaseState]:
+    """POST /v1/returns as the backend; the case id once it waits for the package."""
+    body = {
+        "request_id": f"req-{uuid.uuid4().hex[:10]}",
+        "order_id": await delivered_order(env, shop),
+        "customer_id": "C-100",
+        "items": [{"sku": "ELK-JERKY", "quantity": 3}],
+        "reason": "not as described",
+        "requested_by": "agent-amy",
+    }
+    response = await http.post("/v1/returns", json=body, headers=as_backend(shop))
+    assert response.status_code == 202, response.text
+    case_id = str(response.json()["case_id"])
+    assert case_id == f"return-{body['request_id']}"
+    cases.handles.append(client.get_workflow_handle(case_id))
+    return case_id, await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+
+
+def as_backend(shop: Shop) -> dict[str, str]:
+    return {"Authorization": f"Bearer {shop.tokens['backend']}"}
+
+
 async def test_return_opened_over_http(
     env: WorkflowEnvironment,
     client: Client,
@@ -91,29 +115,13 @@ async def test_return_opened_over_http(
     shop: Shop,
     http: httpx.AsyncClient,
 ) -> None:
-    order_id = await delivered_order(env, shop)
-    body = {
-        "request_id": f"req-{uuid.uuid4().hex[:10]}",
-        "order_id": order_id,
-        "customer_id": "C-100",
-        "items": [{"sku": "ELK-JERKY", "quantity": 3}],
-        "reason": "not as described",
-        "requested_by": "agent-amy",
-    }
-    backend = {"Authorization": f"Bearer {shop.tokens['backend']}"}
-    response = await http.post("/v1/returns", json=body, headers=backend)
-    assert response.status_code == 202, response.text
-    case_id = response.json()["case_id"]
-    assert case_id == f"return-{body['request_id']}"
-    cases.handles.append(client.get_workflow_handle(case_id))
-    state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
-
+    case_id, state = await open_return_over_http(env, client, cases, shop, http)
     event = {
         "type": "package_received",
         "event_id": "scan-1",
         "ra_number": state.extra["ra_number"],
     }
-    sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=backend)
+    sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=as_backend(shop))
     assert sent.status_code == 202, sent.text
     await wait_for_status(client, case_id, CaseStatus.INSPECTING)
 
@@ -125,19 +133,8 @@ async def test_package_with_a_wrong_ra_number_is_refused_over_http(
     shop: Shop,
     http: httpx.AsyncClient,
 ) -> None:
-    order_id = await delivered_order(env, shop)
-    body = {
-        "request_id": f"req-{uuid.uuid4().hex[:10]}",
-        "order_id": order_id,
-        "customer_id": "C-100",
-        "items": [{"sku": "ELK-JERKY", "quantity": 1}],
-        "reason": "not as described",
-        "requested_by": "agent-amy",
-    }
-    backend = {"Authorization": f"Bearer {shop.tokens['backend']}"}
-    case_id = (await http.post("/v1/returns", json=body, headers=backend)).json()["case_id"]
-    cases.handles.append(client.get_workflow_handle(case_id))
-    await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+    case_id, _ = await open_return_over_http(env, client, cases, shop, http)
+    backend = as_backend(shop)
 
     wrong = {"type": "package_received", "event_id": "scan-9", "ra_number": "RA-1999-000001"}
     refused = await http.post(f"/v1/cases/{case_id}/events", json=wrong, headers=backend)
