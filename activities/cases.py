@@ -19,8 +19,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.db import Approval, AuditRecord, Case, Database
 from activities.notifications import queue, render
-from activities.orders import OrderSystem
-from activities.payments import PaymentDeclined, PaymentGateway, PaymentUnavailable, RefundLedger
+from activities.orders import OrderInfo, OrderSystem
+from activities.payments import (
+    Held,
+    PaymentDeclined,
+    PaymentGateway,
+    PaymentUnavailable,
+    RefundLedger,
+)
 from activities.returns import ReturnAuthorizations
 from activities.staff import StaffDirectory
 from settings import Settings
@@ -43,8 +49,10 @@ from workflows.models import (
     RaStatus,
     Recipient,
     RefundCheck,
+    RefundHold,
     RefundInstruction,
     RefundReceipt,
+    RefundRelease,
     ReturnableOrder,
     ReturnCheck,
     ReturnEligibility,
@@ -78,6 +86,8 @@ class CaseActivities:
             self.send_notice,
             self.verify_refund,
             self.find_approvers,
+            self.reserve_refund,
+            self.release_refund,
             self.issue_refund,
             self.check_return_eligibility,
             self.issue_ra_number,
@@ -185,16 +195,11 @@ class CaseActivities:
     def verify_refund(self, check: RefundCheck) -> OrderVerdict:
         """The order exists, is the customer's, and still has this much refundable."""
         order = self.orders.get_order(check.order_id)
-        if order is None:
-            return OrderVerdict(ok=False, reason=f"order {check.order_id} does not exist")
-        if order.customer_id != check.customer_id:
-            return OrderVerdict(ok=False, reason=f"order {check.order_id} is not this customer's")
+        refusal = _not_theirs(check.order_id, check.customer_id, order)
+        if refusal is not None or order is None:
+            return refusal or OrderVerdict(ok=False)
         if check.amount > order.refundable:
-            return OrderVerdict(
-                ok=False,
-                reason=f"only {order.refundable:.2f} of order {order.id} is still refundable",
-                refundable=order.refundable,
-            )
+            return _not_enough(order)
         return OrderVerdict(ok=True, refundable=order.refundable)
 
     # ---- staff ---------------------------------------------------------------------------
@@ -206,33 +211,86 @@ class CaseActivities:
 
     # ---- money ---------------------------------------------------------------------------
 
+    @activity.defn(name="reserve_refund")
+    def reserve_refund(self, hold: RefundHold) -> OrderVerdict:
+        """Hold ``hold.amount`` of the order for a payment to come (or set the hold to it).
+
+        The same key as the payment's: ``issue_refund`` finds this hold and pays from it.
+        """
+        order = self.orders.get_order(hold.order_id)
+        refusal = _not_theirs(hold.order_id, hold.customer_id, order)
+        if refusal is not None:
+            return refusal
+        held = self.ledger.hold(
+            hold.idempotency_key,
+            case_id=hold.case_id,
+            order_id=hold.order_id,
+            amount=hold.amount,
+        )
+        if held in (Held.HELD, Held.PAID):
+            log.info("refund_reserved", amount=f"{hold.amount:.2f}", held=held.value)
+            return OrderVerdict(ok=True, refundable=hold.amount)
+        return self._unheld(hold.order_id, held)
+
+    @activity.defn(name="release_refund")
+    def release_refund(self, release: RefundRelease) -> None:
+        """Give the case's held amount back to its order (nothing held: nothing to do)."""
+        if self.ledger.release(release.idempotency_key):
+            log.info("refund_released")
+
     @activity.defn(name="issue_refund")
     def issue_refund(self, instruction: RefundInstruction) -> RefundReceipt:
-        """Pay once: the ledger's unique key turns a retried call into a lookup."""
-        paid = self.ledger.find(instruction.idempotency_key)
+        """Pay once, and only from a reservation: hold, call the gateway, record.
+
+        The ledger's unique key turns a retried call into a lookup; the reservation (same
+        key) is taken before the gateway is called, so concurrent payments on one order can
+        never together exceed it. A decline releases the hold; an outage keeps it for the
+        retry.
+        """
+        key = instruction.idempotency_key
+        paid = self.ledger.find(key)
         if paid is not None:
             log.info("refund_already_issued", reference=paid.reference)
             return paid
-        # Verified again just before paying: an approval can take days, and another case
+        # Checked again just before paying: an approval can take days, and another case
         # may have refunded part of the order meanwhile.
-        verdict = self.verify_refund(
-            RefundCheck(
-                order_id=instruction.order_id,
-                customer_id=instruction.customer_id,
-                amount=instruction.amount,
-            )
+        refusal = _not_theirs(
+            instruction.order_id,
+            instruction.customer_id,
+            self.orders.get_order(instruction.order_id),
         )
-        if not verdict.ok:
+        if refusal is not None:
+            raise ApplicationError(refusal.reason, type="NotRefundable", non_retryable=True)
+        held = self.ledger.hold(
+            key,
+            case_id=instruction.case_id,
+            order_id=instruction.order_id,
+            amount=instruction.amount,
+        )
+        if held is Held.PAID:  # a concurrent attempt with this key recorded it meanwhile
+            receipt = self.ledger.find(key)
+            assert receipt is not None, "a paid reservation has its ledger row"
+            return receipt
+        if held is not Held.HELD:
+            verdict = self._unheld(instruction.order_id, held)
             raise ApplicationError(verdict.reason, type="NotRefundable", non_retryable=True)
         try:
             reference = self.payments.refund(instruction)
         except PaymentDeclined as err:
+            self.ledger.release(key)
             raise ApplicationError(str(err), type="PaymentDeclined", non_retryable=True) from err
         except PaymentUnavailable as err:
+            # The hold stays: the retry pays from it, or the case gives up and releases it.
             raise ApplicationError(str(err), type="PaymentUnavailable") from err
         receipt = self.ledger.record(instruction, reference)
         log.info("refund_issued", method=receipt.method.value, reference=receipt.reference)
         return receipt
+
+    def _unheld(self, order_id: str, held: Held) -> OrderVerdict:
+        if held is Held.RELEASED:
+            return OrderVerdict(ok=False, reason="this payment was given up and cannot be made")
+        order = self.orders.get_order(order_id)
+        return _not_enough(order) if order else OrderVerdict(ok=False)
 
     # ---- returns -------------------------------------------------------------------------
 
@@ -283,6 +341,23 @@ class CaseActivities:
             ),
             returned=self.returns.returned(order_id, except_case=except_case),
         )
+
+
+def _not_theirs(order_id: str, customer_id: str, order: OrderInfo | None) -> OrderVerdict | None:
+    """Why ``customer_id`` may not be refunded on this order, or None when they may."""
+    if order is None:
+        return OrderVerdict(ok=False, reason=f"order {order_id} does not exist")
+    if order.customer_id != customer_id:
+        return OrderVerdict(ok=False, reason=f"order {order_id} is not this customer's")
+    return None
+
+
+def _not_enough(order: OrderInfo) -> OrderVerdict:
+    return OrderVerdict(
+        ok=False,
+        reason=f"only {order.refundable:.2f} of order {order.id} is still refundable",
+        refundable=order.refundable,
+    )
 
 
 def _record(session: Session, entry: AuditEntry) -> bool:

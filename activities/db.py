@@ -94,6 +94,8 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(20))  # processing | shipped | delivered
     total: Mapped[Decimal] = mapped_column(Cents)
     refunded: Mapped[Decimal] = mapped_column(Cents, default=Decimal("0"))
+    # Held for payments in flight (see RefundReservation): refundable = total - refunded - reserved.
+    reserved: Mapped[Decimal] = mapped_column(Cents, default=Decimal("0"), server_default="0")
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # "closed" when the card or account paid with can no longer receive money.
@@ -203,6 +205,24 @@ class LedgerEntry(Base):
     amount: Mapped[Decimal] = mapped_column(Cents)
     reference: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RefundReservation(Base):
+    """An amount held on an order for one payment, keyed like the payment itself.
+
+    ``held`` while the payment may still happen, ``paid`` once the ledger row is written (in
+    the same transaction), ``released`` when it will not happen (declined, given up, the
+    return refused or expired). A released reservation is final for its key.
+    """
+
+    __tablename__ = "refund_reservations"
+    idempotency_key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    amount: Mapped[Decimal] = mapped_column(Cents)
+    status: Mapped[str] = mapped_column(String(10), index=True)  # held | paid | released
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class OutboxEmail(Base):

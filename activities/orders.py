@@ -31,13 +31,15 @@ class OrderInfo(BaseModel):
     status: str
     total: Decimal
     refunded: Decimal
+    # Held for payments in flight; an order system without reservations leaves it at zero.
+    reserved: Decimal = Decimal("0")
     placed_at: datetime
     delivered_at: datetime | None
     lines: tuple[OrderLineInfo, ...] = ()
 
     @property
     def refundable(self) -> Decimal:
-        return self.total - self.refunded
+        return self.total - self.refunded - self.reserved
 
 
 class CustomerInfo(BaseModel):
@@ -72,6 +74,7 @@ class LocalOrderSystem:
                 status=order.status,
                 total=order.total,
                 refunded=order.refunded,
+                reserved=order.reserved,
                 placed_at=order.placed_at,
                 delivered_at=order.delivered_at,
                 lines=tuple(

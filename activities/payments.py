@@ -1,19 +1,24 @@
 """The payment gateway (card refunds and store credit) and the refund ledger.
 
 A gateway must be idempotent on ``idempotency_key``, as real ones are: a repeated call
-returns the first reference and moves no more money. The ledger records each payment once
-(unique key), with the order's refunded total, in one transaction.
+returns the first reference and moves no more money. The ledger reserves the amount on the
+order before the gateway is called, and records each payment once (unique key), with the
+order's refunded total and its reservation, in one transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, ColumnElement, Result, literal, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from activities.db import Database, LedgerEntry, Order
+from activities.db import Database, LedgerEntry, Order, RefundReservation
 from workflows.models import RefundInstruction, RefundMethod, RefundReceipt
 
 
@@ -52,7 +57,26 @@ class LocalPaymentGateway:
         return f"{prefix}-{digest.upper()}"
 
 
+class Held(StrEnum):
+    """What ``RefundLedger.hold`` found or made for a payment's key."""
+
+    HELD = "held"  # the amount is reserved on the order: the gateway may be called
+    PAID = "paid"  # the payment was recorded before: look its receipt up
+    RELEASED = "released"  # given up for good: this key will never pay
+    REFUSED = "refused"  # the order cannot cover it; nothing was reserved
+
+
 class RefundLedger:
+    """The one way money is paid back: reserve on the order, pay, record; or release.
+
+    Every procedure that refunds goes through ``hold`` before its gateway call and ``record``
+    after it, keyed by the payment's idempotency key, so a retry finds its own reservation.
+    The refundable check and the reservation are one conditional UPDATE (the row is locked
+    by it on PostgreSQL, and SQLite transactions here start with BEGIN IMMEDIATE): two
+    payments on one order can never both take the last of it. Amounts move between
+    ``reserved`` and ``refunded`` in SQL, never read into Python and written back.
+    """
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
@@ -63,8 +87,68 @@ class RefundLedger:
             )
             return None if entry is None else _receipt(entry)
 
+    def hold(self, key: str, *, case_id: str, order_id: str, amount: Decimal) -> Held:
+        """Reserve ``amount`` on the order for ``key``, or set an existing hold to it."""
+        try:
+            with self._db.transaction() as session:
+                row = session.get(RefundReservation, key, with_for_update=True)
+                if row is not None and row.status != Held.HELD.value:
+                    return Held(row.status)
+                already = row.amount if row is not None else Decimal("0")
+                if amount > already and not _take(session, order_id, amount - already):
+                    # Nothing changes: an existing hold keeps what it had.
+                    return Held.REFUSED
+                if amount < already:
+                    _give_back(session, order_id, already - amount)
+                now = datetime.now(UTC)
+                if row is None:
+                    session.add(
+                        RefundReservation(
+                            idempotency_key=key,
+                            case_id=case_id,
+                            order_id=order_id,
+                            amount=amount,
+                            status=Held.HELD.value,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                else:
+                    row.amount = amount
+                    row.updated_at = now
+                session.flush()
+                return Held.HELD
+        except IntegrityError:
+            # Another attempt with the same key inserted first; its transaction (and our
+            # take on the order) rolled back with ours: ask again, now finding its row.
+            return self.hold(key, case_id=case_id, order_id=order_id, amount=amount)
+
+    def release(self, key: str) -> bool:
+        """Give a held amount back to the order; False when nothing was held for ``key``."""
+        with self._db.transaction() as session:
+            row = session.get(RefundReservation, key, with_for_update=True)
+            if row is None or row.status != Held.HELD.value:
+                return False
+            released = session.execute(
+                update(RefundReservation)
+                .where(
+                    RefundReservation.idempotency_key == key,
+                    RefundReservation.status == Held.HELD.value,
+                )
+                .values(status=Held.RELEASED.value, updated_at=datetime.now(UTC))
+            )
+            if _rowcount(released) != 1:
+                return False
+            _give_back(session, row.order_id, row.amount)
+            return True
+
     def record(self, instruction: RefundInstruction, reference: str) -> RefundReceipt:
-        """Write the payment once; a second write for the same key returns the first."""
+        """Write the payment once, moving its amount from reserved to refunded.
+
+        One transaction: the ledger row, the order's totals and the reservation. A second
+        write for the same key returns the first.
+        """
+        cents = _cents(instruction.amount)
         try:
             with self._db.transaction() as session:
                 entry = LedgerEntry(
@@ -78,16 +162,76 @@ class RefundLedger:
                     issued_at=instruction.issued_at,
                 )
                 session.add(entry)
-                order = session.get(Order, instruction.order_id)
-                if order is not None:
-                    order.refunded = order.refunded + instruction.amount
-                session.flush()
+                session.flush()  # a repeat fails here, before the order is touched
+                paid = session.execute(
+                    update(RefundReservation)
+                    .where(
+                        RefundReservation.idempotency_key == instruction.idempotency_key,
+                        RefundReservation.status == Held.HELD.value,
+                        RefundReservation.amount == instruction.amount,
+                    )
+                    .values(status=Held.PAID.value, updated_at=datetime.now(UTC))
+                )
+                if _rowcount(paid) != 1:
+                    raise RuntimeError(
+                        f"no reservation of {instruction.amount:.2f} is held for "
+                        f"{instruction.idempotency_key}: the gateway must not have been called"
+                    )
+                session.execute(
+                    update(Order)
+                    .where(Order.id == instruction.order_id)
+                    .values(
+                        reserved=Order.reserved - _literal(cents),
+                        refunded=Order.refunded + _literal(cents),
+                    )
+                )
                 return _receipt(entry)
         except IntegrityError:
             existing = self.find(instruction.idempotency_key)
             if existing is None:
                 raise
             return existing
+
+
+def _cents(amount: Decimal) -> int:
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{amount} has fractions of a cent")
+    return int(cents)
+
+
+def _literal(cents: int) -> ColumnElement[int]:
+    # Integer cents, typed as such: the columns hold cents, the expression stays in SQL.
+    return literal(cents, BigInteger)
+
+
+def _take(session: Session, order_id: str, amount: Decimal) -> bool:
+    """Reserve ``amount`` on the order if it is still refundable: check and take at once."""
+    cents = _literal(_cents(amount))
+    taken = session.execute(
+        update(Order)
+        .where(
+            Order.id == order_id,
+            type_coerce(Order.total, BigInteger)
+            - type_coerce(Order.refunded, BigInteger)
+            - type_coerce(Order.reserved, BigInteger)
+            >= cents,
+        )
+        .values(reserved=Order.reserved + cents)
+    )
+    return _rowcount(taken) == 1
+
+
+def _give_back(session: Session, order_id: str, amount: Decimal) -> None:
+    session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(reserved=Order.reserved - _literal(_cents(amount)))
+    )
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(getattr(result, "rowcount", 0))
 
 
 def _receipt(entry: LedgerEntry) -> RefundReceipt:

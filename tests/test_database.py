@@ -32,7 +32,7 @@ from activities.db import (
     OutboxEmail,
     Staff,
 )
-from activities.payments import RefundLedger
+from activities.payments import Held, RefundLedger
 from activities.staff import StaffDirectory, hash_token
 from tests.conftest import Shop
 from workflows.models import (
@@ -199,11 +199,22 @@ def instruction(case_id: str, amount: str = "750.00") -> RefundInstruction:
     )
 
 
+def held(ledger: RefundLedger, case_id: str, amount: str = "750.00") -> RefundLedger:
+    """The ledger with ``amount`` reserved for the case's payment: it pays only from a hold."""
+    assert (
+        ledger.hold(
+            f"{case_id}/refund", case_id=case_id, order_id="ORD-1001", amount=Decimal(amount)
+        )
+        is Held.HELD
+    )
+    return ledger
+
+
 def test_the_ledger_records_a_payment_once_per_key(
     shop: Shop, activities: CaseActivities, database_url: str
 ) -> None:
     case_id = open_case(activities)
-    first = RefundLedger(shop.db).record(instruction(case_id), "RF-FIRST")
+    first = held(RefundLedger(shop.db), case_id).record(instruction(case_id), "RF-FIRST")
     # A second worker (its own engine) retrying the same payment with a new reference.
     other = Database(database_url)
     try:
@@ -219,11 +230,12 @@ def test_the_ledger_records_a_payment_once_per_key(
             (f"{case_id}/refund", "RF-FIRST")
         ]
         assert order is not None and order.refunded == Decimal("750.00")
+        assert order.reserved == Decimal("0.00")
 
 
 def test_the_ledger_finds_a_payment_by_its_key(shop: Shop, activities: CaseActivities) -> None:
     case_id = open_case(activities)
-    ledger = RefundLedger(shop.db)
+    ledger = held(RefundLedger(shop.db), case_id)
     assert ledger.find(f"{case_id}/refund") is None
     receipt = ledger.record(instruction(case_id), "RF-1")
     assert ledger.find(f"{case_id}/refund") == receipt
@@ -234,7 +246,7 @@ def test_the_unique_key_holds_in_the_database_itself(
     shop: Shop, activities: CaseActivities
 ) -> None:
     case_id = open_case(activities)
-    RefundLedger(shop.db).record(instruction(case_id), "RF-1")
+    held(RefundLedger(shop.db), case_id).record(instruction(case_id), "RF-1")
     with pytest.raises(IntegrityError), shop.db.transaction() as session:
         session.add(
             LedgerEntry(

@@ -215,6 +215,23 @@ class RefundInstruction(Model):
     issued_at: datetime
 
 
+class RefundHold(Model):
+    """Hold ``amount`` of an order for the payment keyed ``idempotency_key`` (its own key)."""
+
+    case_id: str
+    idempotency_key: str
+    order_id: str
+    customer_id: str
+    amount: PositiveMoney
+
+
+class RefundRelease(Model):
+    """Give back what the payment keyed ``idempotency_key`` held: it will not be made."""
+
+    case_id: str
+    idempotency_key: str
+
+
 class RefundReceipt(Model):
     reference: str
     method: RefundMethod
