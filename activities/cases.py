@@ -147,8 +147,13 @@ class CaseActivities:
         with self.db.transaction() as session:
             case = session.get(Case, notice.entry.case_id)
             customer_id = case.customer_id if case else None
+            order_id = case.order_id if case else None
         # Looked up outside the write transaction: the order system may be this database.
         customer = self.orders.get_customer(customer_id) if customer_id else None
+        if notice.recipient is Recipient.CUSTOMER and not self._customers_own(
+            order_id, customer_id
+        ):
+            notice = _neutral(notice)
         context = {
             "company_name": self.settings.company_name,
             "customer_name": customer.name if customer else "Customer",
@@ -171,6 +176,11 @@ class CaseActivities:
                 at=notice.entry.at,
             )
         log.info("email_queued", template=notice.template, recipients=len(to))
+
+    def _customers_own(self, order_id: str | None, customer_id: str | None) -> bool:
+        """The case's order exists and belongs to the case's customer."""
+        order = self.orders.get_order(order_id) if order_id else None
+        return order is not None and order.customer_id == customer_id
 
     def _department(self, notice: Notice) -> Department:
         name = notice.department or ""
@@ -341,6 +351,28 @@ class CaseActivities:
             ),
             returned=self.returns.returned(order_id, except_case=except_case),
         )
+
+
+# Sent instead of any customer email when the case's order is not the customer's own: it
+# names no order, amount, item or reason, only the case and the customer's own name.
+NEUTRAL_TEMPLATE = "request_not_processed"
+
+
+def _neutral(notice: Notice) -> Notice:
+    """The notice with every order detail withheld (the audit line says which letter)."""
+    entry = notice.entry.model_copy(
+        update={
+            "detail": {
+                **notice.entry.detail,
+                "email": NEUTRAL_TEMPLATE,
+                "withheld": notice.template,
+            }
+        }
+    )
+    context = {"case_id": notice.context.get("case_id", notice.entry.case_id)}
+    return notice.model_copy(
+        update={"entry": entry, "template": NEUTRAL_TEMPLATE, "context": context}
+    )
 
 
 def _not_theirs(order_id: str, customer_id: str, order: OrderInfo | None) -> OrderVerdict | None:
