@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     # Follow-up Procedures.
     follow_up_within: timedelta = timedelta(hours=24)
 
+    # Paying money back: how long a payment gateway outage is retried before the case is
+    # handed to Accounting (needs_attention) and its reserved amount released.
+    payment_retry_for: timedelta = timedelta(hours=1)
+
+    @field_validator("payment_retry_for")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
     @field_validator("refund_approval_above", "complaint_settlement_above", "freight_claim_above")
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
@@ -139,6 +150,7 @@ class Settings(BaseSettings):
             return_reminder_after=self.return_reminder_after,
             ra_expires_after=self.ra_expires_after,
             follow_up_within=self.follow_up_within,
+            payment_retry_for=self.payment_retry_for,
         )
 
 

@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.cases import CaseActivities
-from activities.db import LedgerEntry, Order
+from activities.db import LedgerEntry, Order, OutboxEmail, RefundReservation
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnavailable
 from settings import Settings
@@ -233,6 +233,24 @@ async def issue_refund_attempts(cases: Cases, case_id: str) -> list[int]:
     ]
 
 
+async def payment_tried_for(cases: Cases, case_id: str) -> timedelta:
+    """From scheduling the payment to giving it up, in the case's (skipped) time."""
+    history = await cases.client.get_workflow_handle(case_id).fetch_history()
+    scheduled = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
+    ]
+    [failed] = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        and e.activity_task_failed_event_attributes.scheduled_event_id == scheduled[0].event_id
+    ]
+    return failed.event_time.ToDatetime() - scheduled[0].event_time.ToDatetime()
+
+
 async def test_a_gateway_down_twice_is_retried_and_the_case_completes_with_one_payment(
     flaky: FlakyWorld, shop: Shop
 ) -> None:
@@ -259,3 +277,47 @@ async def test_a_timeout_after_the_money_moved_is_retried_with_the_same_key(
     assert ledger_rows(shop) == [(f"{handle.id}/refund", outcome.reference, Decimal("120.00"))]
     with shop.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+
+
+# ---- an outage that outlasts PAYMENT_RETRY_FOR: a person must act -------------------------------
+
+
+@pytest.mark.parametrize("gateway", [(10_000, False)], indirect=True)
+async def test_a_gateway_outage_longer_than_the_retry_window_escalates_to_accounting(
+    flaky: FlakyWorld, shop: Shop, settings: Settings
+) -> None:
+    assert settings.payment_retry_for == timedelta(hours=1)  # the default, recorded per case
+    handle = await flaky.cases.refund(small_refund())
+    outcome: Outcome = await handle.result()
+
+    assert outcome.status is CaseStatus.NEEDS_ATTENTION
+    assert "payment gateway unavailable" in outcome.reason and "Accounting" in outcome.reason
+    assert (
+        timedelta(minutes=55)
+        <= await payment_tried_for(flaky.cases, handle.id)
+        <= timedelta(hours=1)
+    )
+    attempts = await issue_refund_attempts(flaky.cases, handle.id)
+    assert len(attempts) == 1 and attempts[0] > 5  # retried with backoff, then given up
+    assert ledger_rows(shop) == []
+    with shop.db.transaction() as session:
+        order = session.get(Order, "ORD-1001")
+        assert order is not None
+        assert (order.refunded, order.reserved) == (Decimal("0.00"), Decimal("0.00"))
+        [reservation] = session.scalars(select(RefundReservation))
+        assert (reservation.idempotency_key, reservation.status) == (
+            f"{handle.id}/refund",
+            "released",
+        )
+        [email] = session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "payment_unavailable")
+        )
+    assert email.to_address == "accounting@exoticmeats.com"
+    assert f"{handle.id}/refund" in email.body  # what Accounting checks with the gateway
+    state = await case_state(flaky.cases.client, handle.id)
+    assert state.status is CaseStatus.NEEDS_ATTENTION
+    assert [e.event for e in state.timeline][-3:] == [
+        "refund_released",
+        "email_payment_unavailable",
+        "case_needs_attention",
+    ]

@@ -88,6 +88,8 @@ class CaseRules(Model):
     return_reminder_after: timedelta
     ra_expires_after: timedelta
     follow_up_within: timedelta
+    # Added after cases were recorded: rules stored without it load with this default.
+    payment_retry_for: timedelta = timedelta(hours=1)
 
 
 # ---- Requests (one typed input per procedure) --------------------------------------------

@@ -12,11 +12,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policy
-    from workflows.case import CaseWorkflow
+    from workflows.case import ACTIVITY_TIMEOUT, CaseWorkflow
     from workflows.models import (
         ApprovalStatus,
         CaseStatus,
@@ -25,10 +25,12 @@ with workflow.unsafe.imports_passed_through():
         RefundInstruction,
         RefundMethod,
         RefundReceipt,
+        RefundRelease,
         StoreCreditChoice,
     )
 
-# A gateway outage is retried with backoff for as long as it lasts; a decline is final.
+# A gateway outage is retried with backoff, for the case's PAYMENT_RETRY_FOR at most (a
+# person must act after that); a decline is final.
 PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
@@ -107,13 +109,7 @@ class RefundingCase(CaseWorkflow):
             issued_at=workflow.now(),
         )
         try:
-            receipt = await self.call(
-                "issue_refund",
-                instruction,
-                RefundReceipt,
-                summary=f"Refund {amount:.2f} as {method.value}",
-                retry=PAYMENT_RETRY,
-            )
+            receipt = await self.pay(instruction)
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "NotRefundable":
@@ -122,6 +118,8 @@ class RefundingCase(CaseWorkflow):
                 )
             if isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined":
                 return await self.escalate_decline(amount, cause.message)
+            if _gateway_stayed_down(err):
+                return await self.escalate_outage(instruction, _last_failure(err))
             raise
 
         timeline = policy.refund_timeline(method)
@@ -143,6 +141,55 @@ class RefundingCase(CaseWorkflow):
             ),
         )
 
+    async def pay(self, instruction: RefundInstruction) -> RefundReceipt:
+        """The payment, from a reservation on the order, retried while the gateway is out."""
+        amount, method = instruction.amount, instruction.method
+        receipt: RefundReceipt = await workflow.execute_activity(
+            "issue_refund",
+            instruction,
+            result_type=RefundReceipt,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            # Every attempt and every wait between them: an outage longer than this is
+            # handed to a person instead of retried for ever.
+            schedule_to_close_timeout=self.rules.payment_retry_for,
+            retry_policy=PAYMENT_RETRY,
+            summary=f"Refund {amount:.2f} as {method.value}",
+        )
+        return receipt
+
+    async def release_reservation(self, key: str) -> None:
+        """Give the amount held for the payment ``key`` back to the order: it will not be paid."""
+        await self.call(
+            "release_refund",
+            RefundRelease(case_id=self.case_id, idempotency_key=key),
+            type(None),
+            summary="Release the reserved amount",
+        )
+        await self.record("refund_released", detail={"idempotency_key": key})
+
+    async def escalate_outage(self, instruction: RefundInstruction, why: str) -> Outcome:
+        """SOP: 'Escalate complex billing issues to accounting' - the gateway stayed down."""
+        key = instruction.idempotency_key
+        await self.release_reservation(key)
+        await self.notify(
+            "payment_unavailable",
+            Recipient.DEPARTMENT,
+            department="accounting",
+            context={
+                "why": why,
+                "idempotency_key": key,
+                "retried_for": _duration(self.rules.payment_retry_for),
+            },
+            detail={"why": why},
+        )
+        return await self.finish(
+            CaseStatus.NEEDS_ATTENTION,
+            reason=(
+                f"payment gateway unavailable for {_duration(self.rules.payment_retry_for)} "
+                f"({why}); escalated to Accounting"
+            ),
+        )
+
     async def escalate_decline(self, amount: Decimal, why: str) -> Outcome:
         """SOP: 'Escalate complex billing issues to accounting' - never drop the case."""
         await self.notify(
@@ -156,3 +203,33 @@ class RefundingCase(CaseWorkflow):
             CaseStatus.NEEDS_ATTENTION,
             reason=f"payment declined ({why}); escalated to Accounting",
         )
+
+
+def _gateway_stayed_down(err: ActivityError) -> bool:
+    """PAYMENT_RETRY_FOR ran out while the gateway was unavailable or did not answer.
+
+    Anything else that outlasts it (the database down, a bug) is not the gateway's: it is
+    left to fail the case as an unexpected failure, its reservation kept for whoever looks.
+    """
+    if err.retry_state is not RetryState.TIMEOUT:
+        return False
+    cause = err.cause
+    if isinstance(cause, TimeoutError):
+        return True  # the last attempt was still waiting for the gateway
+    return isinstance(cause, ApplicationError) and cause.type == "PaymentUnavailable"
+
+
+def _last_failure(err: ActivityError) -> str:
+    """What the last attempt said before the retry window closed."""
+    cause = err.cause
+    if isinstance(cause, TimeoutError) and isinstance(cause.cause, ApplicationError):
+        cause = cause.cause
+    return cause.message if isinstance(cause, ApplicationError) else "no answer in time"
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    return f"{hours} h" if hours else f"{minutes} min"
