@@ -243,10 +243,12 @@ class CaseActivities:
         return self._unheld(hold.order_id, held)
 
     @activity.defn(name="release_refund")
-    def release_refund(self, release: RefundRelease) -> None:
-        """Give the case's held amount back to its order (nothing held: nothing to do)."""
-        if self.ledger.release(release.idempotency_key):
+    def release_refund(self, release: RefundRelease) -> bool:
+        """Give the case's held amount back to its order; False when nothing was held."""
+        released = self.ledger.release(release.idempotency_key)
+        if released:
             log.info("refund_released")
+        return released
 
     @activity.defn(name="issue_refund")
     def issue_refund(self, instruction: RefundInstruction) -> RefundReceipt:

@@ -20,8 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         ApprovalStatus,
         CaseStatus,
+        OrderVerdict,
         Outcome,
         Recipient,
+        RefundHold,
         RefundInstruction,
         RefundMethod,
         RefundReceipt,
@@ -48,6 +50,14 @@ class RefundingCase(CaseWorkflow):
         super().__init__(**kwargs)
         self.refund_method = RefundMethod.ORIGINAL_PAYMENT
         self._refund_started = False
+        # The amount held on the order for this case's payment, while one is held by the
+        # case itself (a return holds from its RA on; a refund holds inside issue_refund).
+        self._holding: Decimal | None = None
+
+    @property
+    def refund_key(self) -> str:
+        """The payment's idempotency key, and its reservation's."""
+        return f"{self.case_id}/refund"
 
     def extra_state(self) -> dict[str, Any]:
         return {"refund_method": self.refund_method}
@@ -101,7 +111,7 @@ class RefundingCase(CaseWorkflow):
         )
         instruction = RefundInstruction(
             case_id=self.case_id,
-            idempotency_key=f"{self.case_id}/refund",
+            idempotency_key=self.refund_key,
             order_id=self._order_id,
             customer_id=self._customer_id,
             amount=amount,
@@ -117,6 +127,7 @@ class RefundingCase(CaseWorkflow):
                     CaseStatus.REJECTED, reason=cause.message, template="refund_rejected"
                 )
             if isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined":
+                self._holding = None  # the activity released it with the decline
                 return await self.escalate_decline(amount, cause.message)
             if _gateway_stayed_down(err):
                 return await self.escalate_outage(instruction, _last_failure(err))
@@ -141,6 +152,39 @@ class RefundingCase(CaseWorkflow):
             ),
         )
 
+    async def reserve(self, amount: Decimal) -> OrderVerdict:
+        """Hold ``amount`` of the order for this case's refund (or set the hold to it)."""
+        hold = RefundHold(
+            case_id=self.case_id,
+            idempotency_key=self.refund_key,
+            order_id=self._order_id,
+            customer_id=self._customer_id,
+            amount=amount,
+        )
+        verdict = await self.call(
+            "reserve_refund", hold, OrderVerdict, summary=f"Reserve {amount:.2f} on the order"
+        )
+        if verdict.ok:
+            self._holding = amount
+            await self.record("refund_reserved", detail={"amount": f"{amount:.2f}"})
+        return verdict
+
+    async def finish(
+        self,
+        status: CaseStatus,
+        *,
+        reason: str = "",
+        template: str | None = None,
+        context: dict[str, str] | None = None,
+        outcome: Outcome | None = None,
+    ) -> Outcome:
+        """End the case; an amount it still holds goes back to the order unless it was paid."""
+        if self._holding is not None and status is not CaseStatus.COMPLETED:
+            await self.release_reservation(self.refund_key)
+        return await super().finish(
+            status, reason=reason, template=template, context=context, outcome=outcome
+        )
+
     async def pay(self, instruction: RefundInstruction) -> RefundReceipt:
         """The payment, from a reservation on the order, retried while the gateway is out."""
         amount, method = instruction.amount, instruction.method
@@ -159,13 +203,15 @@ class RefundingCase(CaseWorkflow):
 
     async def release_reservation(self, key: str) -> None:
         """Give the amount held for the payment ``key`` back to the order: it will not be paid."""
-        await self.call(
+        self._holding = None
+        released = await self.call(
             "release_refund",
             RefundRelease(case_id=self.case_id, idempotency_key=key),
-            type(None),
+            bool,
             summary="Release the reserved amount",
         )
-        await self.record("refund_released", detail={"idempotency_key": key})
+        if released:
+            await self.record("refund_released", detail={"idempotency_key": key})
 
     async def escalate_outage(self, instruction: RefundInstruction, why: str) -> Outcome:
         """SOP: 'Escalate complex billing issues to accounting' - the gateway stayed down."""

@@ -41,6 +41,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refunding import RefundingCase
 
 
+# The items' value is reserved on the order before the RA is minted (issue 7, item 2).
+HOLD_BEFORE_RA = "return-holds-refund-before-ra"
+
+
 @workflow.defn
 class ReturnWorkflow(RefundingCase):
     """Eligibility, RA number, instructions, the package, inspection, refund."""
@@ -60,6 +64,7 @@ class ReturnWorkflow(RefundingCase):
         self.ra: RaState | None = None
         self._receipt: PackageReceived | None = None
         self._inspection: InspectionResult | None = None
+        self._holds_refund = False
 
     @workflow.run
     async def run(self, request: ReturnRequest) -> Outcome:
@@ -69,6 +74,14 @@ class ReturnWorkflow(RefundingCase):
             return await self.finish(
                 CaseStatus.REJECTED, reason=eligibility.reason, template="return_rejected"
             )
+        # Cases opened before the hold existed replay (and go on) without it.
+        self._holds_refund = workflow.patched(HOLD_BEFORE_RA)
+        if self._holds_refund:
+            covered = await self.reserve(self._value)
+            if not covered.ok:
+                return await self.finish(
+                    CaseStatus.REJECTED, reason=covered.reason, template="return_rejected"
+                )
         outside_window = eligibility.verdict is ReturnVerdict.OUTSIDE_WINDOW
         if outside_window and not await self.exception_granted(
             self._value, eligibility.reason, request.requested_by
@@ -238,10 +251,18 @@ class ReturnWorkflow(RefundingCase):
     async def refund(self, amount: Decimal) -> Outcome:
         """Step 6: 'Process refund upon receipt and inspection', by the refund rules."""
         self._amount = amount
-        check = RefundCheck(order_id=self._order_id, customer_id=self._customer_id, amount=amount)
-        verdict = await self.call(
-            "verify_refund", check, OrderVerdict, summary="Check the order can refund this"
-        )
+        if self._holds_refund:
+            # Held since before the RA; inspection may refund less, never more.
+            verdict = OrderVerdict(ok=True, refundable=amount)
+            if amount != self._holding:
+                verdict = await self.reserve(amount)
+        else:
+            check = RefundCheck(
+                order_id=self._order_id, customer_id=self._customer_id, amount=amount
+            )
+            verdict = await self.call(
+                "verify_refund", check, OrderVerdict, summary="Check the order can refund this"
+            )
         if not verdict.ok:
             return await self.finish(
                 CaseStatus.REJECTED, reason=verdict.reason, template="return_rejected"
