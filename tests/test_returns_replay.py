@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,19 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from starter import decide, receive_package
+from starter import decide, receive_package, report_inspection
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf
 from tests.test_refund import wait_for_status
 from tests.test_returns import EVERYTHING, awaiting_return, delivered_order, return_of, start
-from workflows.models import CaseStatus, Decision, DecisionKind, Outcome, PackageReceived
+from workflows.models import (
+    CaseStatus,
+    Decision,
+    DecisionKind,
+    InspectionResult,
+    Outcome,
+    PackageReceived,
+)
 from workflows.returns import ReturnWorkflow
 
 SHELF = Shelf(ROOT / "returns", ReturnWorkflow)
@@ -63,7 +71,26 @@ async def window_exception_rejected(
     return handle
 
 
+async def held_refund_inspected_less(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
+    """The refund held before the RA, shrunk by inspection, then paid from the hold."""
+    handle = await start(cases, return_of(await delivered_order(env, shop)))
+    ra_number = await awaiting_return(client, handle)
+    await receive_package(
+        client, handle.id, PackageReceived(event_id="scan-1", ra_number=ra_number)
+    )
+    await wait_for_status(client, handle.id, CaseStatus.INSPECTING)
+    await report_inspection(
+        client,
+        handle.id,
+        InspectionResult(event_id="insp-1", passed=True, refund_amount=Decimal("250.00")),
+    )
+    return handle
+
+
 SCENARIOS: dict[str, tuple[Scenario, CaseStatus]] = {
+    "return_held_refund_inspected_less": (held_refund_inspected_less, CaseStatus.COMPLETED),
     "return_refunded_after_approval": (refunded_after_approval, CaseStatus.COMPLETED),
     "return_expired": (expired, CaseStatus.EXPIRED),
     "return_window_exception_rejected": (window_exception_rejected, CaseStatus.REJECTED),
