@@ -66,6 +66,10 @@ class Held(StrEnum):
     REFUSED = "refused"  # the order cannot cover it; nothing was reserved
 
 
+class _NoRoom(Exception):
+    """The order cannot cover a hold: raised to roll its transaction back."""
+
+
 class RefundLedger:
     """The one way money is paid back: reserve on the order, pay, record; or release.
 
@@ -94,34 +98,44 @@ class RefundLedger:
                 row = session.get(RefundReservation, key, with_for_update=True)
                 if row is not None and row.status != Held.HELD.value:
                     return Held(row.status)
-                already = row.amount if row is not None else Decimal("0")
+                now = datetime.now(UTC)
+                already = Decimal("0")
+                if row is None:
+                    # The key is claimed first: a concurrent attempt with the same key waits
+                    # on it, then fails on the unique key and finds this hold, instead of
+                    # being refused for lack of the room this attempt just took.
+                    row = RefundReservation(
+                        idempotency_key=key,
+                        case_id=case_id,
+                        order_id=order_id,
+                        amount=amount,
+                        status=Held.HELD.value,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    session.add(row)
+                    session.flush()
+                else:
+                    already = row.amount
                 if amount > already and not _take(session, order_id, amount - already):
-                    # Nothing changes: an existing hold keeps what it had.
-                    return Held.REFUSED
+                    raise _NoRoom  # rolls the claim back: an existing hold keeps what it had
                 if amount < already:
                     _give_back(session, order_id, already - amount)
-                now = datetime.now(UTC)
-                if row is None:
-                    session.add(
-                        RefundReservation(
-                            idempotency_key=key,
-                            case_id=case_id,
-                            order_id=order_id,
-                            amount=amount,
-                            status=Held.HELD.value,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                else:
-                    row.amount = amount
-                    row.updated_at = now
-                session.flush()
+                row.amount = amount
+                row.updated_at = now
                 return Held.HELD
+        except _NoRoom:
+            return Held.REFUSED
         except IntegrityError:
-            # Another attempt with the same key inserted first; its transaction (and our
-            # take on the order) rolled back with ours: ask again, now finding its row.
+            # Another attempt with the same key claimed it first and committed: ask again,
+            # now finding its row.
+            if not self._exists(key):
+                raise  # not a duplicate key (an unknown case): nothing to find
             return self.hold(key, case_id=case_id, order_id=order_id, amount=amount)
+
+    def _exists(self, key: str) -> bool:
+        with self._db.transaction() as session:
+            return session.get(RefundReservation, key) is not None
 
     def release(self, key: str) -> bool:
         """Give a held amount back to the order; False when nothing was held for ``key``."""

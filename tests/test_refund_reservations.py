@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from temporalio.exceptions import ApplicationError
 
 from activities.cases import CaseActivities
@@ -238,3 +239,34 @@ def reservations(shop: Shop) -> list[tuple[str, Decimal, str]]:
     with shop.db.transaction() as session:
         rows = session.scalars(select(RefundReservation).order_by(RefundReservation.created_at))
         return [(r.idempotency_key, r.amount, r.status) for r in rows]
+
+
+@BOTH
+def test_a_hold_for_an_unknown_case_fails_and_leaves_the_order_untouched(shop: Shop) -> None:
+    shop.add_order("ORD-NOCASE", "100.00")
+    with pytest.raises(IntegrityError):
+        RefundLedger(shop.db).hold(
+            "no-such-case/refund",
+            case_id="no-such-case",
+            order_id="ORD-NOCASE",
+            amount=Decimal("10.00"),
+        )
+    assert money(shop, "ORD-NOCASE") == (Decimal("0.00"), Decimal("0.00"), Decimal("0.00"))
+
+
+@BOTH
+def test_attempts_of_one_payment_at_once_hold_its_amount_once(
+    shop: Shop, activities: CaseActivities
+) -> None:
+    shop.add_order("ORD-SAMEKEY", "100.00")
+    [case_id] = open_cases(activities, "ORD-SAMEKEY", [Decimal("70.00")])
+    ledger = RefundLedger(shop.db)
+
+    def attempt() -> object:
+        return ledger.hold(
+            f"{case_id}/refund", case_id=case_id, order_id="ORD-SAMEKEY", amount=Decimal("70.00")
+        )
+
+    assert at_once([attempt] * 6) == [Held.HELD] * 6
+    assert money(shop, "ORD-SAMEKEY")[1] == Decimal("70.00")
+    assert reservations(shop) == [(f"{case_id}/refund", Decimal("70.00"), "held")]
