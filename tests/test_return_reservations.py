@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Order, RefundReservation
-from starter import case_state, report_inspection
+from starter import case_state, decide, report_inspection
 from tests.conftest import Cases, Shop
-from tests.test_refund import ledger, outbox, refund
+from tests.test_refund import ledger, outbox, refund, wait_for_status
 from tests.test_returns import (
     awaiting_return,
     delivered_order,
@@ -29,7 +30,9 @@ from tests.test_returns import (
     return_of,
     start,
 )
-from workflows.models import CaseStatus, Outcome
+from workflows.models import CaseStatus, Decision, DecisionKind, Outcome
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 def order_money(shop: Shop, order_id: str) -> tuple[Decimal, Decimal]:
@@ -134,3 +137,20 @@ async def test_a_failed_inspection_releases_the_hold(
     assert order_money(shop, order_id) == (Decimal("0.00"), Decimal("0.00"))
     state = await case_state(client, handle.id)
     assert "refund_released" in [e.event for e in state.timeline]
+
+
+async def test_a_window_exception_refused_by_a_manager_releases_the_hold(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = await delivered_order(env, shop, days_ago=60)
+    handle = await start(cases, return_of(order_id))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    # Held before the manager is asked: an order that cannot cover it asks nobody.
+    assert holds(shop) == [(f"{handle.id}/refund", Decimal("300.00"), "held")]
+    await decide(client, handle.id, Decision(approver_id="sup-sam", decision=DecisionKind.REJECT))
+    outcome: Outcome = await handle.result()
+
+    assert outcome.status is CaseStatus.REJECTED
+    assert ra_rows(shop) == []
+    assert holds(shop) == [(f"{handle.id}/refund", Decimal("300.00"), "released")]
+    assert order_money(shop, order_id) == (Decimal("0.00"), Decimal("0.00"))
