@@ -40,7 +40,10 @@ from tests.test_returns import delivered_order, return_of
 from worker import WORKFLOWS
 from workflows.models import (
     AuditEntry,
+    CaseOpening,
     CaseStatus,
+    CaseType,
+    Escalation,
     Notice,
     Outcome,
     Recipient,
@@ -108,7 +111,6 @@ async def running(
     env: WorkflowEnvironment, shop: Shop, settings: Settings
 ) -> AsyncIterator[Callable[..., Any]]:
     """Run the worker (every procedure and the test ones) with a chosen payment gateway."""
-    started: list[Cases] = []
 
     @asynccontextmanager
     async def run(payments: PaymentGateway | None = None) -> AsyncIterator[Cases]:
@@ -126,7 +128,6 @@ async def running(
             activity_executor=ThreadPoolExecutor(max_workers=4),
         ):
             cases = Cases(env.client, settings.task_queue)
-            started.append(cases)
             try:
                 yield cases
             finally:
@@ -343,3 +344,64 @@ def test_a_missing_template_fact_is_a_non_retryable_programming_error(
     assert "refund_confirmed" in raised.value.message
     assert "customer_nickname" in raised.value.message
     assert audit(shop, "refund-template") == []  # nothing half-written
+
+
+# ---- the recording activity, on both databases -------------------------------------------------
+
+
+def escalation(case_id: str, seq: int, *, department: str | None) -> Escalation:
+    return Escalation(
+        entry=AuditEntry(
+            case_id=case_id,
+            seq=seq,
+            at=datetime.now(UTC),
+            event="case_needs_attention",
+            actor="system",
+            detail={"reason": "issue_refund failed: boom", "failed_step": "Paying"},
+            status=CaseStatus.NEEDS_ATTENTION,
+            step="Needs attention: issue_refund failed: boom",
+        ),
+        department=department,
+        context={
+            "case_id": case_id,
+            "case_type": "refund",
+            "order_id": "ORD-1001",
+            "amount": "120.00",
+            "currency": "USD",
+            "reason": "issue_refund failed: boom",
+            "failed_step": "Paying",
+        },
+        opening=CaseOpening(
+            case_id=case_id,
+            case_type=CaseType.REFUND,
+            order_id="ORD-1001",
+            customer_id="C-100",
+            amount=Decimal("120.00"),
+            requested_by="agent-amy",
+            request={},
+            opened_at=datetime.now(UTC),
+        ),
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_recording_needs_attention_twice_writes_it_once(
+    shop: Shop, activities: CaseActivities
+) -> None:
+    open_case(activities, "refund-twice")
+    activities.record_needs_attention(escalation("refund-twice", 2, department="accounting"))
+    activities.record_needs_attention(escalation("refund-twice", 2, department="accounting"))
+    assert case_row(shop, "refund-twice")[0] == "needs_attention"
+    assert [line.event for line in audit(shop, "refund-twice")] == ["case_needs_attention"]
+    assert {e.to_address for e in alerts(shop, "refund-twice")} == {CS_MANAGER, ACCOUNTING}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_a_case_whose_row_was_never_written_still_ends_needs_attention(
+    shop: Shop, activities: CaseActivities
+) -> None:
+    activities.record_needs_attention(escalation("refund-unopened", 1, department="no-such"))
+    status, step = case_row(shop, "refund-unopened")
+    assert (status, step) == ("needs_attention", "Needs attention: issue_refund failed: boom")
+    # An unknown department never stops the alert: the CS manager still gets it.
+    assert {e.to_address for e in alerts(shop, "refund-unopened")} == {CS_MANAGER}
