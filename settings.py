@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     payment_gateway: str = "activities.payments:LocalPaymentGateway"
     email_transport: Literal["outbox", "smtp"] = "outbox"
     smtp: SmtpSettings = SmtpSettings()
+    # Delivery retries (activities.mail): the first after EMAIL_RETRY_FIRST_INTERVAL, doubling
+    # up to EMAIL_RETRY_MAX_INTERVAL; an email still undelivered EMAIL_GIVE_UP_AFTER after it
+    # was queued is marked failed. A dispatcher holds the emails it claimed for
+    # EMAIL_CLAIM_LEASE; after that (it crashed) another dispatcher may take them over.
+    email_retry_first_interval: timedelta = timedelta(seconds=30)
+    email_retry_max_interval: timedelta = timedelta(minutes=30)
+    email_give_up_after: timedelta = timedelta(days=2)
+    email_claim_lease: timedelta = timedelta(minutes=5)
 
     # The company.
     company_name: str = "Exotic Meats Company"

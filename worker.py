@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from activities.cases import CaseActivities
 from activities.db import Database
-from activities.mail import OutboxDispatcher, SmtpTransport
+from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
 from settings import Settings, get_settings
 from starter.logconfig import configure_logging
 from workflows.refund import RefundWorkflow
@@ -78,8 +78,12 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     async with worker:
         log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
         if settings.email_transport == "smtp":
+            # Every worker runs one; claims keep them from sending the same email twice.
             dispatcher = OutboxDispatcher(
-                db, SmtpTransport(settings.smtp), sender=settings.support_email
+                db,
+                SmtpTransport(settings.smtp),
+                sender=settings.support_email,
+                retry=MailRetry.from_settings(settings),
             )
             await dispatcher.run(stop)
         else:

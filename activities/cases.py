@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import Approval, AuditRecord, Case, Database
-from activities.notifications import queue, render
+from activities.notifications import Email, TemplateError, queue, render
 from activities.orders import OrderInfo, OrderSystem
 from activities.payments import (
     Held,
@@ -40,6 +40,7 @@ from workflows.models import (
     CaseRules,
     CaseStatus,
     Department,
+    Escalation,
     Notice,
     OrderedLine,
     OrderVerdict,
@@ -84,6 +85,7 @@ class CaseActivities:
             self.open_case,
             self.record_event,
             self.send_notice,
+            self.record_needs_attention,
             self.verify_refund,
             self.find_approvers,
             self.reserve_refund,
@@ -106,22 +108,7 @@ class CaseActivities:
         rules = self.settings.case_rules()
         try:
             with self.db.transaction() as session:
-                session.add(
-                    Case(
-                        id=opening.case_id,
-                        type=opening.case_type.value,
-                        status=CaseStatus.RECEIVED.value,
-                        step="Received",
-                        order_id=opening.order_id,
-                        customer_id=opening.customer_id,
-                        amount=opening.amount,
-                        requested_by=opening.requested_by,
-                        request=opening.request,
-                        rules=rules.model_dump(mode="json"),
-                        opened_at=opening.opened_at,
-                        updated_at=opening.opened_at,
-                    )
-                )
+                session.add(_case_row(opening, rules))
         except IntegrityError:
             existing = self._stored_rules(opening.case_id)
             if existing is None:
@@ -161,7 +148,12 @@ class CaseActivities:
             "return_address": self.settings.return_address,
             **notice.context,
         }
-        email = render(notice.template, context)
+        try:
+            email = render(notice.template, context)
+        except TemplateError as err:
+            # Retrying cannot fill a template: it is a fault for a person (IT) to fix, and
+            # the case ends needs_attention instead of retrying forever.
+            raise ApplicationError(str(err), type="ProgrammingError", non_retryable=True) from err
         to = self._addresses(notice, customer.email if customer else None)
         with self.db.transaction() as session:
             if not _record(session, notice.entry):
@@ -181,6 +173,55 @@ class CaseActivities:
         """The case's order exists and belongs to the case's customer."""
         order = self.orders.get_order(order_id) if order_id else None
         return order is not None and order.customer_id == customer_id
+
+    @activity.defn(name="record_needs_attention")
+    def record_needs_attention(self, escalation: Escalation) -> None:
+        """A case stopped on a fault: status, audit line and alert emails in one transaction.
+
+        The last thing a failing case does, so it must not fail itself: an unknown department
+        still alerts the CS manager, and a template fault still sends a plain alert.
+        """
+        entry = escalation.entry
+        department = self.settings.departments.get(escalation.department or "")
+        to = [self.settings.cs_manager_email]
+        if department is not None and department.email not in to:
+            to.append(department.email)
+        context = {
+            "company_name": self.settings.company_name,
+            "department": department.name if department else "CS manager",
+            **escalation.context,
+        }
+        try:
+            email = render("case_needs_attention", context)
+        except TemplateError:
+            email = Email(
+                subject=f"Case {entry.case_id} needs attention",
+                body="\n".join(f"{key}: {value}" for key, value in sorted(context.items())),
+            )
+        with self.db.transaction() as session:
+            if session.get(Case, entry.case_id) is None and escalation.opening is not None:
+                # The fault came before the case row was written: write it now, so the case
+                # is listed and its audit line has a case to belong to.
+                session.add(_case_row(escalation.opening, self.settings.case_rules()))
+                session.flush()
+            if not _record(session, entry):
+                return  # written by an earlier attempt
+            queue(
+                session,
+                case_id=entry.case_id,
+                key=f"{entry.case_id}/{entry.seq}",
+                template="case_needs_attention",
+                to=to,
+                email=email,
+                at=entry.at,
+            )
+        log.warning(
+            "case_needs_attention",
+            case_id=entry.case_id,
+            failed_step=entry.detail.get("failed_step"),
+            error_type=entry.detail.get("error_type"),
+            told=len(to),
+        )
 
     def _department(self, notice: Notice) -> Department:
         name = notice.department or ""
@@ -391,6 +432,23 @@ def _not_enough(order: OrderInfo) -> OrderVerdict:
         ok=False,
         reason=f"only {order.refundable:.2f} of order {order.id} is still refundable",
         refundable=order.refundable,
+    )
+
+
+def _case_row(opening: CaseOpening, rules: CaseRules) -> Case:
+    return Case(
+        id=opening.case_id,
+        type=opening.case_type.value,
+        status=CaseStatus.RECEIVED.value,
+        step="Received",
+        order_id=opening.order_id,
+        customer_id=opening.customer_id,
+        amount=opening.amount,
+        requested_by=opening.requested_by,
+        request=opening.request,
+        rules=rules.model_dump(mode="json"),
+        opened_at=opening.opened_at,
+        updated_at=opening.opened_at,
     )
 
 

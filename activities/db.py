@@ -20,6 +20,7 @@ from sqlalchemy import (
     Dialect,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -229,6 +230,7 @@ class OutboxEmail(Base):
     """Emails waiting for (or done with) delivery; written with their audit line."""
 
     __tablename__ = "email_outbox"
+    __table_args__ = (Index("ix_email_outbox_due", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     dedup_key: Mapped[str] = mapped_column(String(250), unique=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -241,6 +243,11 @@ class OutboxEmail(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Delivery (activities.mail): not before ``next_attempt_at`` (NULL: at once), and by one
+    # dispatcher at a time, the one named in ``claimed_by`` until ``claimed_until``.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 # ---- engine ------------------------------------------------------------------------------

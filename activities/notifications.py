@@ -17,6 +17,10 @@ from sqlalchemy.orm import Session
 from activities.db import OutboxEmail
 
 
+class TemplateError(ValueError):
+    """A template that cannot be filled: a fault in the code or the templates, not a hiccup."""
+
+
 @dataclass(frozen=True)
 class Email:
     subject: str
@@ -34,8 +38,13 @@ def _template(name: str) -> tuple[Template, Template]:
 
 def render(name: str, context: dict[str, str]) -> Email:
     """Fill template ``name``; a missing fact is an error, never a blank in a customer email."""
-    subject, body = _template(name)
-    return Email(subject=subject.substitute(context), body=body.substitute(context))
+    try:
+        subject, body = _template(name)
+        return Email(subject=subject.substitute(context), body=body.substitute(context))
+    except KeyError as err:
+        raise TemplateError(f"template {name} uses ${err.args[0]}, which was not given") from err
+    except (OSError, ValueError) as err:  # no such template, no Subject line, a stray "$"
+        raise TemplateError(f"template {name} cannot be used: {err}") from err
 
 
 def queue(

@@ -1,10 +1,17 @@
-"""Email delivery from the outbox through a real SMTP server (aiosmtpd, on loopback)."""
+"""Email delivery from the outbox through a real SMTP server (aiosmtpd, on loopback).
+
+Each worker runs a dispatcher beside it, so several dispatchers drain one outbox: a row is
+claimed before it is sent (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a conditional update of
+the claim on both), and an SMTP outage backs off instead of giving up.
+"""
 
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 
@@ -13,8 +20,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from activities.db import Case, Database, OutboxEmail
-from activities.mail import MAX_ATTEMPTS, OutboxDispatcher, SmtpTransport
-from settings import SmtpSettings
+from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
+from settings import Settings, SmtpSettings
+
+BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 class Mailbox:
@@ -41,8 +50,28 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
-def _queue(db: Database, *addresses: str) -> None:
-    now = datetime.now(UTC)
+@dataclass
+class Clock:
+    """The dispatcher's clock, moved by hand: backoff is specified without sleeping."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+RETRY = MailRetry(
+    first_interval=timedelta(seconds=30),
+    max_interval=timedelta(minutes=30),
+    give_up_after=timedelta(days=2),
+)
+
+
+def _queue(db: Database, *addresses: str, now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
     with db.transaction() as session:
         session.add(
             Case(id="refund-1", type="refund", status="completed", step="Closed",
@@ -53,7 +82,8 @@ def _queue(db: Database, *addresses: str) -> None:
             session.add(
                 OutboxEmail(dedup_key=f"refund-1/1/{index}", case_id="refund-1",
                             template="refund_confirmed", to_address=address,
-                            subject="Your refund", body="It is on its way.", created_at=now)
+                            subject=f"Your refund ({index})", body="It is on its way.",
+                            created_at=now)
             )  # fmt: skip
 
 
@@ -63,6 +93,7 @@ def _statuses(db: Database) -> list[tuple[str, str, int]]:
         return [(r.to_address, r.status, r.attempts) for r in rows]
 
 
+@BOTH_DATABASES
 def test_queued_emails_are_delivered_and_marked_sent(
     db: Database, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -73,18 +104,138 @@ def test_queued_emails_are_delivered_and_marked_sent(
     )
     assert dispatcher.deliver_pending() == 2
     assert [m["To"] for m in mailbox.messages] == ["ada@example.com", "grace@example.com"]
-    assert mailbox.messages[0]["Subject"] == "Your refund"
+    assert mailbox.messages[0]["Subject"] == "Your refund (0)"
     assert _statuses(db) == [("ada@example.com", "sent", 1), ("grace@example.com", "sent", 1)]
     assert dispatcher.deliver_pending() == 0  # nothing is sent twice
 
 
-def test_unreachable_server_keeps_emails_queued_then_marks_them_failed(db: Database) -> None:
-    _queue(db, "ada@example.com")
-    dispatcher = OutboxDispatcher(
-        db, SmtpTransport(SmtpSettings(port=_free_port())), sender="support@exoticmeats.com"
+def _row(db: Database) -> OutboxEmail:
+    with db.transaction() as session:
+        [row] = session.scalars(select(OutboxEmail))
+        return row
+
+
+@BOTH_DATABASES
+def test_several_dispatchers_at_once_send_each_email_exactly_once(
+    database_url: str, db: Database, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    addresses = [f"customer{n}@example.com" for n in range(40)]
+    _queue(db, *addresses)
+    # Each dispatcher as its own worker process would have it: its own engine and connections.
+    databases = [Database(database_url) for _ in range(4)]
+    start = threading.Barrier(len(databases))
+    sent = [0] * len(databases)
+
+    def drain(index: int) -> None:
+        dispatcher = OutboxDispatcher(
+            databases[index], SmtpTransport(SmtpSettings(port=port)), sender="support@x.com"
+        )
+        start.wait()
+        while batch := dispatcher.deliver_pending(batch=5):
+            sent[index] += batch
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(len(databases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for database in databases:
+        database.dispose()
+
+    received = sorted(str(m["To"]) for m in mailbox.messages)
+    assert received == sorted(addresses)  # every email, none twice
+    assert sum(sent) == len(addresses)
+    assert {status for _, status, _ in _statuses(db)} == {"sent"}
+
+
+@BOTH_DATABASES
+def test_an_smtp_outage_keeps_the_email_queued_with_a_next_attempt_then_delivers_it(
+    db: Database, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    clock = Clock(datetime.now(UTC))
+    _queue(db, "ada@example.com", now=clock.now)
+    down = OutboxDispatcher(
+        db,
+        SmtpTransport(SmtpSettings(port=_free_port())),
+        sender="support@exoticmeats.com",
+        retry=RETRY,
+        clock=clock,
     )
-    assert dispatcher.deliver_pending() == 0
-    assert _statuses(db) == [("ada@example.com", "queued", 1)]
-    for _ in range(MAX_ATTEMPTS - 1):
-        dispatcher.deliver_pending()
-    assert _statuses(db) == [("ada@example.com", "failed", MAX_ATTEMPTS)]
+    waits = []
+    for _ in range(8):  # a long outage: 8 attempts, far more than the old 5
+        assert down.deliver_pending() == 0
+        row = _row(db)
+        assert row.status == "queued"
+        assert row.next_attempt_at is not None and row.next_attempt_at > clock.now
+        assert row.last_error
+        waits.append(row.next_attempt_at - clock.now)
+        assert down.deliver_pending() == 0  # not due yet: no attempt is made
+        assert _row(db).attempts == row.attempts
+        clock.advance(waits[-1])
+    # Exponential, then capped.
+    assert waits[:3] == [timedelta(seconds=30), timedelta(seconds=60), timedelta(seconds=120)]
+    assert max(waits) == timedelta(minutes=30)
+
+    up = OutboxDispatcher(
+        db,
+        SmtpTransport(SmtpSettings(port=port)),
+        sender="support@exoticmeats.com",
+        retry=RETRY,
+        clock=clock,
+    )
+    assert up.deliver_pending() == 1
+    assert [m["To"] for m in mailbox.messages] == ["ada@example.com"]
+    assert _statuses(db) == [("ada@example.com", "sent", 9)]
+
+
+@BOTH_DATABASES
+def test_an_email_is_given_up_only_after_the_configured_time(db: Database) -> None:
+    clock = Clock(datetime.now(UTC))
+    _queue(db, "ada@example.com", now=clock.now)
+    down = OutboxDispatcher(
+        db,
+        SmtpTransport(SmtpSettings(port=_free_port())),
+        sender="support@exoticmeats.com",
+        retry=RETRY,
+        clock=clock,
+    )
+    queued_at = clock.now
+    while clock.now < queued_at + RETRY.give_up_after - timedelta(minutes=31):
+        down.deliver_pending()
+        assert _row(db).status == "queued"
+        clock.advance(timedelta(minutes=30))
+    clock.advance(timedelta(hours=1))
+    down.deliver_pending()
+    row = _row(db)
+    assert row.status == "failed"
+    assert row.attempts > 90  # two days of attempts, each at most 30 minutes apart
+
+
+@BOTH_DATABASES
+def test_a_claim_left_by_a_crashed_dispatcher_is_taken_over_after_its_lease(
+    db: Database, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    clock = Clock(datetime.now(UTC))
+    _queue(db, "ada@example.com", now=clock.now)
+    crashed = OutboxDispatcher(
+        db, SmtpTransport(SmtpSettings(port=port)), sender="s@x.com", retry=RETRY, clock=clock
+    )
+    assert len(crashed.claim(batch=10)) == 1  # claimed, then the process died
+    other = OutboxDispatcher(
+        db, SmtpTransport(SmtpSettings(port=port)), sender="s@x.com", retry=RETRY, clock=clock
+    )
+    assert other.deliver_pending() == 0  # still someone else's
+    clock.advance(RETRY.lease + timedelta(seconds=1))
+    assert other.deliver_pending() == 1
+    assert [m["To"] for m in mailbox.messages] == ["ada@example.com"]
+
+
+def test_the_retry_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMAIL_RETRY_MAX_INTERVAL", "PT10M")
+    monkeypatch.setenv("EMAIL_GIVE_UP_AFTER", "P5D")
+    retry = MailRetry.from_settings(Settings())
+    assert retry.max_interval == timedelta(minutes=10)
+    assert retry.give_up_after == timedelta(days=5)

@@ -5,6 +5,8 @@ Procedures subclass ``CaseWorkflow`` and read like their SOP; the plumbing lives
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
@@ -12,7 +14,14 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    RetryState,
+    TemporalError,
+)
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import visibility
@@ -26,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseType,
         Decision,
+        Escalation,
         Notice,
         Outcome,
         Recipient,
@@ -43,12 +53,68 @@ DEFAULT_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["InvalidRequest"],
 )
+# Writing down that a case needs attention is the last thing it does: retry everything, for as
+# long as it takes (a database outage), never give up and leave the case silently stale.
+ATTENTION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# Who is told, besides the CS manager, when a case stops on a fault: the department that owns
+# the failing step (activity), and IT for faults in our own code or templates.
+PROGRAMMING_FAULTS = "it_support"
+STEP_OWNERS: dict[str, str] = {
+    "issue_refund": "accounting",
+    "reserve_refund": "accounting",
+    "release_refund": "accounting",
+}
+
+
+def ends_the_case(error: Exception) -> bool:
+    """Whether ``error``, escaping a procedure's ``run``, ends the case ``needs_attention``.
+
+    Yes for every failure Temporal reports (an activity failing for good or out of retries, a
+    timeout, an ApplicationError) and for every bug in workflow code (KeyError, TypeError...).
+    Temporal's default for such a bug is to fail the workflow *task* and retry it forever,
+    waiting for a fixed deploy: the case would sit at "refunding" with nobody told. A person
+    can settle a case marked needs_attention; nobody sees a task retrying.
+
+    No for Temporal's own errors saying this code cannot run this history (non-determinism,
+    sandbox restrictions): recording anything then would issue commands the history does not
+    have. Those keep failing the task, so that a fixed (or rolled back) deploy resumes the case
+    where it was. Cancellation, continue-as-new and eviction are BaseExceptions and pass by.
+    """
+    return isinstance(error, FailureError) or not isinstance(error, TemporalError)
+
+
+def _ends_in_needs_attention(
+    run: Callable[..., Awaitable[Outcome]],
+) -> Callable[..., Awaitable[Outcome]]:
+    @functools.wraps(run)  # keeps @workflow.run's mark, name and type hints
+    async def guarded(self: CaseWorkflow, *args: Any) -> Outcome:
+        try:
+            return await run(self, *args)
+        except Exception as error:
+            if not ends_the_case(error):
+                raise
+            return await self.needs_attention(error)
+
+    return guarded
 
 
 class CaseWorkflow:
     """Base of every procedure. Subclasses set ``case_type`` and define ``run``."""
 
     case_type: ClassVar[CaseType]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Temporal requires @workflow.run on the registered class itself, so the base cannot
+        # own ``run``; instead every procedure's ``run`` is wrapped here, once, so that a
+        # fault anywhere ends the case needs_attention (see ``ends_the_case``).
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None:
+            cls.run = _ends_in_needs_attention(run)  # type: ignore[attr-defined]
 
     def __init__(
         self,
@@ -70,6 +136,7 @@ class CaseWorkflow:
         self._seq = 0
         self._seen_events: set[str] = set()
         self._rules: CaseRules | None = None
+        self._opening: CaseOpening | None = None
         self.gate = ApprovalGate(self)
 
     @property
@@ -197,6 +264,7 @@ class CaseWorkflow:
             request=request.model_dump(mode="json"),
             opened_at=workflow.now(),
         )
+        self._opening = opening
         self._rules = await self.call("open_case", opening, CaseRules, summary="Open the case")
         await self.record("case_opened", actor=self._requested_by, step="Opened")
         return self._rules
@@ -243,8 +311,14 @@ class CaseWorkflow:
         approval: ApprovalState | None = None,
     ) -> None:
         """Add a line to the audit trail (and move the case to ``status``/``step``)."""
+        before = self._status, self._step
         entry = self._entry(event, actor, detail, status, step, approval)
-        await self.call("record_event", entry, type(None), summary=f"Audit: {event}")
+        line = self._timeline[-1]
+        try:
+            await self.call("record_event", entry, type(None), summary=f"Audit: {event}")
+        except BaseException:
+            self._unwritten(entry, line, before)
+            raise
 
     async def notify(
         self,
@@ -262,7 +336,9 @@ class CaseWorkflow:
     ) -> None:
         """Queue an email from ``template``, with its audit line, in one transaction."""
         detail = {**(detail or {}), "email": template, "to": recipient.value}
+        before = self._status, self._step
         entry = self._entry(event or f"email_{template}", "system", detail, status, step, approval)
+        line = self._timeline[-1]
         notice = Notice(
             entry=entry,
             template=template,
@@ -271,7 +347,21 @@ class CaseWorkflow:
             department=department,
             context={**self.notice_context(), **(context or {})},
         )
-        await self.call("send_notice", notice, type(None), summary=f"Email: {template}")
+        try:
+            await self.call("send_notice", notice, type(None), summary=f"Email: {template}")
+        except BaseException:
+            self._unwritten(entry, line, before)
+            raise
+
+    def _unwritten(
+        self, entry: AuditEntry, line: TimelineEntry, before: tuple[CaseStatus, str]
+    ) -> None:
+        """A line whose write failed never happened: the case stands where it stood."""
+        self._timeline = [kept for kept in self._timeline if kept is not line]
+        if entry.status is not None and self._status is entry.status:
+            self._status = before[0]
+        if entry.step is not None and self._step == entry.step:
+            self._step = before[1]
 
     def notice_context(self) -> dict[str, str]:
         """Facts every email template may use."""
@@ -311,3 +401,61 @@ class CaseWorkflow:
         # Let any in-flight signal or update handler finish before the case closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._outcome
+
+    # ---- when something breaks ------------------------------------------------------------
+
+    async def needs_attention(self, error: Exception) -> Outcome:
+        """End the case on a fault: the database, the audit trail and the people who must act."""
+        reason, detail, department = self.describe_fault(error)
+        workflow.logger.warning("case stopped on a fault: %s", reason)
+        failed_step = self._step
+        entry = self._entry(
+            "case_needs_attention",
+            "system",
+            {"reason": reason, "failed_step": failed_step, **detail},
+            CaseStatus.NEEDS_ATTENTION,
+            f"Needs attention: {reason}"[:200],  # the step column holds 200 characters
+            None,
+        )
+        escalation = Escalation(
+            entry=entry,
+            department=department,
+            context={**self.notice_context(), "reason": reason, "failed_step": failed_step},
+            opening=self._opening,
+        )
+        await workflow.execute_activity(
+            "record_needs_attention",
+            escalation,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ATTENTION_RETRY,
+            summary="Needs attention: tell the CS manager",
+        )
+        self._outcome = Outcome(status=CaseStatus.NEEDS_ATTENTION, reason=reason)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._outcome
+
+    def describe_fault(self, error: Exception) -> tuple[str, dict[str, str], str | None]:
+        """Why the case stopped, in words; facts for the audit line; the department to tell."""
+        if isinstance(error, ActivityError):
+            activity, cause = error.activity_type or "an activity", error.cause
+            if isinstance(cause, ApplicationError):
+                kind, message = cause.type or "ApplicationError", cause.message
+            elif isinstance(cause, ActivityTimeout):
+                kind = "Timeout"
+                message = f"timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
+            else:
+                kind, message = type(cause).__name__, str(cause or error)
+            how = ""
+            if error.retry_state is RetryState.MAXIMUM_ATTEMPTS_REACHED:
+                how = " after its retries ran out"
+            elif error.retry_state is RetryState.TIMEOUT:
+                how = " after retrying for as long as allowed"
+            owner = PROGRAMMING_FAULTS if kind == "ProgrammingError" else STEP_OWNERS.get(activity)
+            detail = {"activity": activity, "error_type": kind}
+            return f"{activity} failed{how}: {message}", detail, owner
+        if isinstance(error, ApplicationError):
+            kind = error.type or "ApplicationError"
+            return f"{kind}: {error.message}", {"error_type": kind}, PROGRAMMING_FAULTS
+        # A bug in workflow code: the exception's own words are the best description.
+        kind = type(error).__name__
+        return f"{kind}: {error}", {"error_type": kind}, PROGRAMMING_FAULTS

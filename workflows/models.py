@@ -176,6 +176,19 @@ class Notice(Model):
     context: dict[str, str] = {}
 
 
+class Escalation(Model):
+    """A case stopped by a fault: its ``needs_attention`` audit line and who must be told.
+
+    The CS manager always is; ``department`` (the owner of the failing step) too, when set.
+    ``opening`` lets the record be written even when the case row itself never was.
+    """
+
+    entry: AuditEntry
+    department: str | None = None
+    context: dict[str, str] = {}
+    opening: CaseOpening | None = None
+
+
 class RefundCheck(Model):
     order_id: str
     customer_id: str
