@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     complaint_settlement_above: Decimal = Decimal("1000.00")
     freight_claim_above: Decimal = Decimal("200.00")
     approver_roles: tuple[str, ...] = ("supervisor", "manager")
+    # Decisions sent as the Temporal signal `decision` (the Temporal UI). Each must carry the
+    # approver's single-use code from the approval email; False refuses every one of them.
+    decision_signals: bool = True
 
     # Hours of Operation: 8 AM - 8 PM Eastern, Monday-Friday.
     business_timezone: str = "America/New_York"

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import Approval, AuditRecord, Case, Database
+from activities.decision_codes import DecisionCodes
 from activities.notifications import Email, TemplateError, queue, render
 from activities.orders import OrderInfo, OrderSystem
 from activities.payments import (
@@ -39,6 +40,8 @@ from workflows.models import (
     CaseOpening,
     CaseRules,
     CaseStatus,
+    DecisionCheck,
+    DecisionVerdict,
     Department,
     Escalation,
     Notice,
@@ -78,6 +81,7 @@ class CaseActivities:
         self.staff = StaffDirectory(db)
         self.ledger = RefundLedger(db)
         self.returns = ReturnAuthorizations(db)
+        self.codes = DecisionCodes(db)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for the worker's registration."""
@@ -90,6 +94,7 @@ class CaseActivities:
             self.find_approvers,
             self.reserve_refund,
             self.release_refund,
+            self.verify_decision,
             self.issue_refund,
             self.check_return_eligibility,
             self.issue_ra_number,
@@ -148,12 +153,9 @@ class CaseActivities:
             "return_address": self.settings.return_address,
             **notice.context,
         }
-        try:
-            email = render(notice.template, context)
-        except TemplateError as err:
-            # Retrying cannot fill a template: it is a fault for a person (IT) to fix, and
-            # the case ends needs_attention instead of retrying forever.
-            raise ApplicationError(str(err), type="ProgrammingError", non_retryable=True) from err
+        if self._carries_codes(notice) and self._send_with_codes(notice, context):
+            return
+        email = _render(notice.template, {"decision_code_line": "", **context})
         to = self._addresses(notice, customer.email if customer else None)
         with self.db.transaction() as session:
             if not _record(session, notice.entry):
@@ -223,6 +225,52 @@ class CaseActivities:
             told=len(to),
         )
 
+    def _carries_codes(self, notice: Notice) -> bool:
+        """Approval emails to named approvers carry each one's own decision code."""
+        return (
+            notice.recipient is Recipient.APPROVERS
+            and notice.entry.approval is not None
+            and bool(notice.staff_ids)
+            and self.settings.decision_signals
+        )
+
+    def _send_with_codes(self, notice: Notice, context: dict[str, str]) -> bool:
+        """One email per approver, each with a fresh code; codes, emails and the audit line
+        are written in one transaction, so a retry issues nothing twice. False when none of
+        the approvers can be reached (the email then goes out as any other)."""
+        approval = notice.entry.approval
+        assert approval is not None
+        contacts = self.staff.contacts(notice.staff_ids)
+        if not contacts:
+            return False
+        case_id, key = notice.entry.case_id, f"{notice.entry.case_id}/{notice.entry.seq}"
+        with self.db.transaction() as session:
+            if not _record(session, notice.entry):
+                return True  # queued by an earlier attempt
+            for staff_id, address in contacts.items():
+                code = self.codes.issue(
+                    session,
+                    case_id=case_id,
+                    staff_id=staff_id,
+                    requested_at=approval.requested_at,
+                    expires_at=approval.due_at,
+                    at=notice.entry.at,
+                )
+                email = _render(
+                    notice.template, {**context, "decision_code_line": _code_line(code)}
+                )
+                queue(
+                    session,
+                    case_id=case_id,
+                    key=f"{key}/{staff_id}",
+                    template=notice.template,
+                    to=[address],
+                    email=email,
+                    at=notice.entry.at,
+                )
+        log.info("email_queued", template=notice.template, recipients=len(contacts), codes=True)
+        return True
+
     def _department(self, notice: Notice) -> Department:
         name = notice.department or ""
         if name not in self.settings.departments:
@@ -259,6 +307,45 @@ class CaseActivities:
     def find_approvers(self, lookup: ApproverLookup) -> ApproverDirectory:
         """The staff directory as of ``lookup.at``, delegations included."""
         return self.staff.approver_directory(lookup.at)
+
+    @activity.defn(name="verify_decision")
+    def verify_decision(self, check: DecisionCheck) -> DecisionVerdict:
+        """May this decision apply now? The directory as of ``check.at`` (staff deactivated
+        or delegations ended since the approver list was taken), and for a signal its code."""
+        approver = check.approver_id
+        if check.by_signal and not self.settings.decision_signals:
+            return DecisionVerdict(refusal="decisions by signal are turned off")
+        if self.staff.is_inactive(approver):
+            return DecisionVerdict(refusal=f"{approver} is no longer active in the staff directory")
+        reason = policy.approver_refusal(
+            self.staff.approver_directory(check.at),
+            approver,
+            amount=check.approval.amount,
+            requested_by=check.approval.requested_by,
+            rules=check.rules,
+        )
+        if reason:
+            return DecisionVerdict(refusal=reason)
+        if not check.by_signal:
+            return DecisionVerdict()
+        if not check.code:
+            return DecisionVerdict(
+                refusal="a decision by signal needs the decision code from the approval email"
+            )
+        spent = self.codes.spend(
+            case_id=check.case_id,
+            staff_id=approver,
+            requested_at=check.approval.requested_at,
+            code=check.code,
+            event_id=check.event_id,
+            at=check.at,
+        )
+        if not spent:
+            log.warning("decision_code_refused", approver=approver)
+            return DecisionVerdict(
+                refusal=f"the decision code is not valid for {approver} on this request"
+            )
+        return DecisionVerdict()
 
     # ---- money ---------------------------------------------------------------------------
 
@@ -449,6 +536,22 @@ def _case_row(opening: CaseOpening, rules: CaseRules) -> Case:
         rules=rules.model_dump(mode="json"),
         opened_at=opening.opened_at,
         updated_at=opening.opened_at,
+    )
+
+
+def _render(template: str, context: dict[str, str]) -> Email:
+    try:
+        return render(template, context)
+    except TemplateError as err:
+        # Retrying cannot fill a template: it is a fault for a person (IT) to fix, and the
+        # case ends needs_attention instead of retrying forever.
+        raise ApplicationError(str(err), type="ProgrammingError", non_retryable=True) from err
+
+
+def _code_line(code: str) -> str:
+    return (
+        "To decide from the Temporal UI instead, send the signal `decision` with your "
+        f"decision code: {code}\n(single use, for this request only; it expires with it)"
     )
 
 

@@ -320,3 +320,26 @@ class ReturnAuthorization(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# ---- decision codes ----------------------------------------------------------------------
+
+
+class DecisionCode(Base):
+    """A single-use proof for a decision sent by signal: one per approver per approval email.
+
+    Only a hash is kept. A code is bound to its case, approver and request (``requested_at``),
+    expires with the request, and is spent by the first decision event that presents it.
+    """
+
+    __tablename__ = "decision_codes"
+    __table_args__ = (UniqueConstraint("case_id", "staff_id", "code_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    staff_id: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    used_by_event: Mapped[str | None] = mapped_column(String(200))

@@ -98,6 +98,22 @@ class StaffDirectory:
                 staff=tuple(_member(p, acting_for=acting.get(p.id)) for p in people)
             )
 
+    def is_inactive(self, staff_id: str) -> bool:
+        """True for someone in the directory who has been deactivated."""
+        with self._db.transaction() as session:
+            staff = session.get(Staff, staff_id)
+            return staff is not None and not staff.active
+
+    def contacts(self, staff_ids: tuple[str, ...]) -> dict[str, str]:
+        """Email address by staff id, for those of ``staff_ids`` who are active."""
+        if not staff_ids:
+            return {}
+        with self._db.transaction() as session:
+            rows = session.execute(
+                select(Staff.id, Staff.email).where(Staff.id.in_(staff_ids), Staff.active)
+            ).all()
+            return {staff_id: email for staff_id, email in sorted(rows)}
+
     def emails(self, staff_ids: tuple[str, ...]) -> list[str]:
         if not staff_ids:
             return []

@@ -39,6 +39,7 @@ from workflows.models import (
     RaState,
     RefundRequest,
     ReturnRequest,
+    StaffMember,
     StoreCreditChoice,
 )
 from workflows.refund import RefundWorkflow
@@ -50,8 +51,10 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 __all__ = [
     "CASE_EVENTS",
     "DATA_CONVERTER",
+    "ActorNamed",
     "CaseEvent",
     "DecisionRefused",
+    "EventForbidden",
     "EventRefused",
     "StartedCase",
     "UnknownEvent",
@@ -205,20 +208,39 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
 @dataclass(frozen=True)
 class CaseEvent:
     """An event a running case waits for: its signal, its payload model, and, when the
-    sender needs an answer (e.g. a wrong RA number), the update that refuses or accepts it."""
+    sender needs an answer (e.g. a wrong RA number), the update that refuses or accepts it.
+
+    ``roles`` may send it; ``actor`` is the payload field the entry point fills with the
+    authenticated sender (a body may not name it). A relaying service names the person it
+    acts for in ``on_behalf_of``, which the case records as such, never as the actor.
+    """
 
     signal: str
     model: type[BaseModel]
     update: str | None = None
+    roles: tuple[str, ...] = ()
+    actor: str = ""
 
 
-# By the name callers use. Procedures add theirs here; the HTTP API and the CLI accept
-# exactly these.
+# By the name callers use, with who may send each. Procedures add theirs here; the HTTP API
+# and the CLI accept exactly these, from exactly these roles (docs/api.md, "Roles").
 CASE_EVENTS: dict[str, CaseEvent] = {
-    "store_credit_chosen": CaseEvent("choose_store_credit", StoreCreditChoice),
-    "package_received": CaseEvent("package_received", PackageReceived, "receive_package"),
+    "store_credit_chosen": CaseEvent(
+        "choose_store_credit", StoreCreditChoice, roles=("agent", "backend"), actor="chosen_by"
+    ),
+    "package_received": CaseEvent(
+        "package_received",
+        PackageReceived,
+        "receive_package",
+        roles=("warehouse",),
+        actor="received_by",
+    ),
     "inspection_completed": CaseEvent(
-        "inspection_completed", InspectionResult, "complete_inspection"
+        "inspection_completed",
+        InspectionResult,
+        "complete_inspection",
+        roles=("warehouse",),
+        actor="inspected_by",
     ),
 }
 
@@ -227,23 +249,51 @@ class UnknownEvent(ValueError):
     pass
 
 
-def parse_event(event_type: str, payload: dict[str, Any]) -> BaseModel:
-    """Validate an event for a case; ValidationError names the bad field."""
+class EventForbidden(Exception):
+    """The sender's role may not send this event (HTTP 403)."""
+
+
+class ActorNamed(ValueError):
+    """The payload names who acted; only the authenticated sender may be recorded."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            f"{field}: set from your credentials; a relaying service names the person it "
+            "acts for in on_behalf_of"
+        )
+        self.field = field
+
+
+def parse_event(event_type: str, payload: dict[str, Any], sender: StaffMember) -> BaseModel:
+    """Validate an event for a case, sent by ``sender``: UnknownEvent, EventForbidden,
+    ActorNamed, or ValidationError naming the bad field."""
     if event_type not in CASE_EVENTS:
         known = ", ".join(sorted(CASE_EVENTS))
         raise UnknownEvent(f"unknown event type {event_type!r} (known: {known})")
-    return CASE_EVENTS[event_type].model.model_validate(payload)
+    event = CASE_EVENTS[event_type]
+    if sender.role not in event.roles:
+        raise EventForbidden(
+            f"role {sender.role!r} may not send {event_type} (only {', '.join(event.roles)})"
+        )
+    if event.actor in payload:
+        raise ActorNamed(event.actor)
+    return event.model.model_validate({**payload, event.actor: sender.id})
 
 
 async def send_event(
-    client: Client, case_id: str, event_type: str, payload: dict[str, Any]
+    client: Client,
+    case_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    sender: StaffMember,
 ) -> None:
-    """Deliver a human or system event to a running case.
+    """Deliver a human or system event to a running case, as ``sender``.
 
     Events with an update are answered by the case: a refusal raises EventRefused with the
     case's reason. The others are signals, recorded (or recorded as ignored) by the case.
     """
-    message = parse_event(event_type, payload)
+    message = parse_event(event_type, payload, sender)
     event = CASE_EVENTS[event_type]
     if event.update is not None:
         await _event_update(client, case_id, event.update, message, object)

@@ -57,7 +57,9 @@ from activities.db import ApiRequest, Approval, AuditRecord, Case, Database, Del
 from activities.staff import StaffDirectory
 from settings import Settings, get_settings
 from starter import (
+    ActorNamed,
     DecisionRefused,
+    EventForbidden,
     EventRefused,
     StartedCase,
     UnknownEvent,
@@ -838,7 +840,10 @@ async def decide_case(
 async def post_case_event(
     case_id: str, request: Request, services: ServicesDep, staff: StaffDep
 ) -> CaseEventAccepted:
-    """Deliver an event the case waits for (`type` plus that event's fields)."""
+    """Deliver an event the case waits for (`type` plus that event's fields), as the caller.
+
+    Each type names the roles that may send it (`starter.CASE_EVENTS`); the caller is
+    recorded as the actor, and a relaying service names the person in `on_behalf_of`."""
     payload = await read_json_object(request, JSON_TYPES)
     event_type = payload.pop("type", None)
     if not isinstance(event_type, str):
@@ -850,9 +855,18 @@ async def post_case_event(
             fields=[FieldError(field="type", message=message)],
         )
     try:
-        await send_event(services.client, case_id, event_type, payload)
+        await send_event(services.client, case_id, event_type, payload, sender=staff)
     except UnknownEvent as err:
         raise ApiError(422, "unknown_event_type", str(err)) from None
+    except EventForbidden as err:
+        raise ApiError(403, "forbidden", str(err)) from None
+    except ActorNamed as err:
+        raise ApiError(
+            422,
+            "validation_error",
+            str(err),
+            fields=[FieldError(field=err.field, message=str(err).partition(": ")[2])],
+        ) from None
     except ValidationError as err:
         raise invalid(err) from None
     except EventRefused as refused:

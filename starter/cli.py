@@ -2,6 +2,12 @@
 
 Every command validates its input with the same models as the API and the workflows; bad
 input prints one line and exits with status 2, an unreachable service with status 3.
+
+Commands that act on a case (``decide``, ``event``) act as a configured identity, never as a
+name typed on the command line: the staff token in ``CASEWORK_TOKEN``, or one from the
+credentials file ``CASEWORK_CREDENTIALS`` (default ``$VAR_DIR/dev-tokens.json``, a JSON
+object of staff id to token, as ``make run`` writes it), where ``--as`` picks the entry. The
+token is resolved through the staff directory and the same role rules as the API apply.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +36,9 @@ from activities.staff import ROLES, StaffDirectory
 from settings import Settings, get_settings
 from starter import (
     DEFAULT_ADDRESS,
+    ActorNamed,
     DecisionRefused,
+    EventForbidden,
     EventRefused,
     UnknownEvent,
     case_state,
@@ -40,7 +49,7 @@ from starter import (
     start_refund,
     start_return,
 )
-from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest
+from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest, StaffMember
 
 
 class UsageError(Exception):
@@ -109,15 +118,68 @@ async def cmd_return(args: argparse.Namespace, temporal: Connect) -> None:
     print(f"{started.case_id}  started (run {started.run_id})")
 
 
+def credentials_file(settings: Settings) -> Path:
+    configured = os.environ.get("CASEWORK_CREDENTIALS", "").strip()
+    return Path(configured) if configured else settings.var_dir / "dev-tokens.json"
+
+
+def identity(settings: Settings, wanted: str | None) -> StaffMember:
+    """The staff member this command acts as: CASEWORK_TOKEN, or the credentials file's
+    entry (``wanted``, or its only one), resolved through the staff directory."""
+    token = os.environ.get("CASEWORK_TOKEN", "").strip()
+    where = "CASEWORK_TOKEN"
+    if not token:
+        path = credentials_file(settings)
+        where = str(path)
+        try:
+            tokens = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            raise UsageError(f"cannot read the credentials file {path}") from None
+        if not isinstance(tokens, dict):
+            raise UsageError(f"{path} must be a JSON object of staff id to token")
+        if wanted:
+            token = str(tokens.get(wanted) or "")
+            if not token:
+                raise UsageError(f"no credentials for {wanted} in {path}")
+        elif len(tokens) == 1:
+            token = str(next(iter(tokens.values())))
+        else:
+            raise UsageError(
+                f"who is acting? set CASEWORK_TOKEN, or pick an entry of {path} with --as"
+            )
+    staff = StaffDirectory(Database(settings.database_url)).authenticate(token)
+    if staff is None:
+        raise UsageError(f"the token from {where} is not valid (unknown or deactivated)")
+    if wanted and staff.id != wanted:
+        raise UsageError(f"the token from {where} is {staff.id}'s, not {wanted}'s")
+    return staff
+
+
+def approver(settings: Settings, wanted: str | None) -> StaffMember:
+    """The acting identity, when it may decide approvals (the API's rule)."""
+    staff = identity(settings, wanted)
+    if staff.role in settings.approver_roles:
+        return staff
+    directory = StaffDirectory(Database(settings.database_url))
+    now = datetime.now(UTC)
+    if any(m.id == staff.id and m.acting_for for m in directory.approver_directory(now).staff):
+        return staff
+    raise UsageError(f"forbidden: role {staff.role!r} may not decide approvals")
+
+
 async def cmd_decide(args: argparse.Namespace, temporal: Connect) -> None:
+    me = approver(get_settings(), args.approver)
     decision = Decision(
-        approver_id=args.approver,
+        approver_id=me.id,
         decision=args.decision,
         note=args.note,
         event_id=f"cli-{uuid.uuid4().hex[:12]}",
+        code=args.code,
     )
     client = await temporal()
     if args.signal:
+        if not args.code:
+            raise UsageError("a decision by signal needs --code (from your approval email)")
         await client.get_workflow_handle(args.case_id).signal(
             "decision", decision.model_dump(mode="json")
         )
@@ -164,8 +226,9 @@ async def cmd_event(args: argparse.Namespace, temporal: Connect) -> None:
     if not isinstance(payload, dict):
         raise UsageError("--data must be a JSON object")
     payload.setdefault("event_id", f"cli-{uuid.uuid4().hex[:12]}")
-    parse_event(args.type, payload)  # refuse bad input before connecting
-    await send_event(await temporal(), args.case_id, args.type, payload)
+    sender = identity(get_settings(), args.sender)
+    parse_event(args.type, payload, sender)  # refuse bad input before connecting
+    await send_event(await temporal(), args.case_id, args.type, payload, sender=sender)
     print(f"{args.case_id}  {args.type} sent")
 
 
@@ -270,9 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decide", help="approve or reject a pending approval")
     p.add_argument("case_id")
     p.add_argument("decision", choices=["approve", "reject"])
-    p.add_argument("--as", dest="approver", required=True, help="your staff id")
+    p.add_argument("--as", dest="approver", help="which entry of the credentials file to act as")
     p.add_argument("--note", default="")
     p.add_argument("--signal", action="store_true", help="send as a signal (no answer)")
+    p.add_argument("--code", help="your decision code from the approval email (with --signal)")
     p.set_defaults(run=cmd_decide)
 
     p = sub.add_parser("status", help="show a case")
@@ -284,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case_id")
     p.add_argument("type", help="e.g. store_credit_chosen")
     p.add_argument("--data", help="JSON object with the event's fields")
+    p.add_argument("--as", dest="sender", help="which entry of the credentials file to act as")
     p.set_defaults(run=cmd_event)
 
     p = sub.add_parser("pending", help="list approvals waiting for a decision")
@@ -348,8 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as err:
         print(f"error: {_format_validation(err)}", file=sys.stderr)
         return 2
-    except (UsageError, UnknownEvent) as err:
+    except (UsageError, UnknownEvent, ActorNamed) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except EventForbidden as err:
+        print(f"error: forbidden: {err}", file=sys.stderr)
         return 2
     except EventRefused as refused:
         print(f"error: refused: {refused.message}", file=sys.stderr)

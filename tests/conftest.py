@@ -181,7 +181,7 @@ class Shop:
 
 @pytest.fixture
 def shop(db: Database) -> Shop:
-    """Customers C-100 (Ada) and C-200 (VIP Grace); orders; agents and approvers."""
+    """Customers C-100 (Ada) and C-200 (VIP Grace); orders; agents, warehouse, approvers."""
     shop = Shop(db)
     with db.transaction() as session:
         session.add(
@@ -211,6 +211,7 @@ def shop(db: Database) -> Shop:
     for staff_id, role, limit in (
         ("agent-amy", "agent", "0"),
         ("backend", "backend", "0"),
+        ("warehouse-wes", "warehouse", "0"),
         ("sup-sam", "supervisor", "1000.00"),
         ("mgr-mia", "manager", "5000.00"),
         ("mgr-max", "manager", "5000.00"),

@@ -12,6 +12,7 @@ for the test to let it pay.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -117,6 +118,32 @@ def ledger(shop: Shop) -> list[tuple[str, str, Decimal]]:
         return [(case_id, method, amount) for case_id, method, amount in rows]
 
 
+DECISION_CODE = re.compile(r"decision code: ([A-Z0-9-]+)")
+
+
+def decision_code(shop: Shop, staff_id: str, template: str = "approval_requested") -> str | None:
+    """The decision code in the latest ``template`` email to ``staff_id``, if any."""
+    with shop.db.transaction() as session:
+        bodies = session.scalars(
+            select(OutboxEmail.body)
+            .where(
+                OutboxEmail.template == template,
+                OutboxEmail.to_address == f"{staff_id}@exoticmeats.com",
+            )
+            .order_by(OutboxEmail.id)
+        ).all()
+    found = DECISION_CODE.search(bodies[-1]) if bodies else None
+    return found.group(1) if found else None
+
+
+async def code_for(shop: Shop, staff_id: str, template: str = "approval_requested") -> str:
+    """Wait for ``staff_id``'s ``template`` email; the decision code it carries."""
+    code: str = await until(
+        lambda: decision_code(shop, staff_id, template), f"the {template} email to {staff_id}"
+    )
+    return code
+
+
 def staff_emails(ids: set[str] | tuple[str, ...]) -> list[str]:
     return sorted(f"{i}@exoticmeats.com" for i in ids)
 
@@ -211,7 +238,8 @@ async def test_a_decision_sent_as_a_signal_approves(
     handle = await cases.refund(refund("750.00"))
     await awaiting_approval(client, handle)
 
-    await handle.signal("decision", decision("mgr-mia", note="good customer"))
+    code = await code_for(shop, "mgr-mia")
+    await handle.signal("decision", decision("mgr-mia", note="good customer", code=code))
     outcome: Outcome = await handle.result()
 
     assert outcome.status is CaseStatus.COMPLETED
@@ -242,7 +270,7 @@ async def test_a_signal_from_someone_without_authority_is_recorded_and_the_case_
     handle = await cases.refund(refund("750.00"))
     await awaiting_approval(client, handle)
 
-    await handle.signal("decision", decision(approver))
+    await handle.signal("decision", decision(approver, code="AAAA-BBBB-CCCC"))
 
     [ignored] = await until(
         lambda: audit(shop, handle.id, "decision_ignored"), "the ignored decision"
@@ -254,7 +282,7 @@ async def test_a_signal_from_someone_without_authority_is_recorded_and_the_case_
     assert ledger(shop) == []
 
     # Still open to a decision from someone who may take it.
-    await handle.signal("decision", decision("mgr-mia"))
+    await handle.signal("decision", decision("mgr-mia", code=await code_for(shop, "mgr-mia")))
     assert (await handle.result()).status is CaseStatus.COMPLETED
 
 
@@ -356,7 +384,7 @@ async def test_the_same_decision_signal_delivered_twice_acts_once(held: Held, sh
     client = held.cases.client
     handle = await held.cases.refund(refund("750.00"))
     await awaiting_approval(client, handle)
-    approve = decision("mgr-mia")
+    approve = decision("mgr-mia", code=await code_for(shop, "mgr-mia"))
 
     await handle.signal("decision", approve)
     await held.gateway.wait_until_paying()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 from sqlalchemy import select
 from temporalio.client import Client
@@ -21,15 +23,21 @@ from workflows.models import CaseStatus
 
 
 async def cli(
-    *args: str, env: WorkflowEnvironment | None = None, settings: Settings
+    *args: str,
+    env: WorkflowEnvironment | None = None,
+    settings: Settings,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     variables = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")},
         "DATABASE_URL": settings.database_url,
         "TASK_QUEUE": settings.task_queue,
         "TEMPORAL_ADDRESS": (
             env.client.service_client.config.target_host if env else "127.0.0.1:1"
         ),
+        # Who the command acts as: the tests' own credentials file, never a developer's.
+        "CASEWORK_CREDENTIALS": "/nonexistent/casework-credentials.json",
+        **(extra_env or {}),
     }
     return await asyncio.to_thread(
         subprocess.run,
@@ -85,7 +93,12 @@ async def test_duplicate_staff_id_is_refused(settings: Settings, shop: Shop) -> 
 
 
 async def test_refund_approved_from_the_command_line(
-    env: WorkflowEnvironment, client: Client, cases: Cases, settings: Settings, shop: Shop
+    env: WorkflowEnvironment,
+    client: Client,
+    cases: Cases,
+    settings: Settings,
+    shop: Shop,
+    tmp_path: Path,
 ) -> None:
     request_id = uuid.uuid4().hex[:10]
     started = await cli(
@@ -105,12 +118,17 @@ async def test_refund_approved_from_the_command_line(
     pending = await cli("pending", "--as", "sup-sam", settings=settings)
     assert case_id in pending.stdout
 
-    refused = await cli("decide", case_id, "approve", "--as", "sup-low", env=env, settings=settings)
+    tokens = tmp_path / "credentials.json"
+    tokens.write_text(json.dumps({who: shop.tokens[who] for who in ("sup-low", "sup-sam")}))
+    mine = {"CASEWORK_CREDENTIALS": str(tokens)}
+    refused = await cli(
+        "decide", case_id, "approve", "--as", "sup-low", env=env, settings=settings, extra_env=mine
+    )
     assert refused.returncode == 2
     assert "approval limit 600.00 is below 750.00" in refused.stderr
 
     approved = await cli(
-        "decide", case_id, "approve", "--as", "sup-sam", env=env, settings=settings
+        "decide", case_id, "approve", "--as", "sup-sam", env=env, settings=settings, extra_env=mine
     )
     assert approved.returncode == 0, approved.stderr
     assert "approved by sup-sam" in approved.stdout

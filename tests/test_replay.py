@@ -30,6 +30,7 @@ from temporalio.client import Client, WorkflowHandle
 from starter import case_state, decide
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf
+from tests.test_approval_gate import code_for
 from workflows.models import (
     CaseStatus,
     Decision,
@@ -64,7 +65,7 @@ async def wait_for_approval(client: Client, handle: WorkflowHandle[Any, Any]) ->
 # ---- the scenarios whose histories are replayed -------------------------------------------------
 
 
-async def approved_by_update(client: Client, cases: Cases) -> WorkflowHandle[Any, Any]:
+async def approved_by_update(client: Client, cases: Cases, shop: Shop) -> WorkflowHandle[Any, Any]:
     handle = await cases.refund(refund("750.00"))
     await wait_for_approval(client, handle)
     await decide(
@@ -75,23 +76,45 @@ async def approved_by_update(client: Client, cases: Cases) -> WorkflowHandle[Any
     return handle
 
 
-async def store_credit_then_signal(client: Client, cases: Cases) -> WorkflowHandle[Any, Any]:
+async def store_credit_then_signal(
+    client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
     handle = await cases.refund(refund("750.00"))
     await wait_for_approval(client, handle)
     await handle.signal("choose_store_credit", {"event_id": "evt-credit"})
     await handle.signal("decision", {"approver_id": "mgr-ghost", "decision": "approve"})
+    code = await code_for(shop, "sup-sam")
     await handle.signal(
-        "decision", {"approver_id": "sup-sam", "decision": "approve", "event_id": "evt-signal"}
+        "decision",
+        {"approver_id": "sup-sam", "decision": "approve", "event_id": "evt-signal", "code": code},
     )
     return handle
 
 
-async def expired(client: Client, cases: Cases) -> WorkflowHandle[Any, Any]:
+async def signal_verified_by_code(
+    client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
+    """The verified path: a signal without a code is refused, then one with it applies."""
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_approval(client, handle)
+    code = await code_for(shop, "mgr-mia")
+    await handle.signal(
+        "decision", {"approver_id": "mgr-mia", "decision": "approve", "event_id": "evt-1"}
+    )
+    await handle.signal(
+        "decision",
+        {"approver_id": "mgr-mia", "decision": "approve", "event_id": "evt-2", "code": code},
+    )
+    return handle
+
+
+async def expired(client: Client, cases: Cases, shop: Shop) -> WorkflowHandle[Any, Any]:
     return await cases.refund(refund("750.00"))  # reminder, escalation, expiry
 
 
-SCENARIOS: dict[str, tuple[Callable[[Client, Cases], Awaitable[Any]], CaseStatus]] = {
+SCENARIOS: dict[str, tuple[Callable[[Client, Cases, Shop], Awaitable[Any]], CaseStatus]] = {
     "refund_approved_by_update": (approved_by_update, CaseStatus.COMPLETED),
+    "refund_approved_by_signal_with_code": (signal_verified_by_code, CaseStatus.COMPLETED),
     "refund_store_credit_approved_by_signal": (store_credit_then_signal, CaseStatus.COMPLETED),
     "refund_expired": (expired, CaseStatus.EXPIRED),
 }
@@ -102,7 +125,7 @@ async def test_a_fresh_history_replays(
     client: Client, cases: Cases, shop: Shop, scenario: str
 ) -> None:
     run, final = SCENARIOS[scenario]
-    handle: WorkflowHandle[Any, Any] = await run(client, cases)
+    handle: WorkflowHandle[Any, Any] = await run(client, cases, shop)
     outcome: Outcome = await handle.result()
     assert outcome.status is final
     history = await handle.fetch_history()

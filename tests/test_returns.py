@@ -36,6 +36,7 @@ from workflows.models import (
     PackageReceived,
     RaStatus,
     ReturnRequest,
+    StaffMember,
     StoreCreditChoice,
 )
 
@@ -278,8 +279,15 @@ async def test_bad_package_event_is_recorded_and_ignored(
     await eventually(lambda: [e for e in events(shop, handle.id) if e.endswith("_ignored")][1:])
     assert (await case_state(client, handle.id)).status is CaseStatus.AWAITING_RETURN
 
+    warehouse = StaffMember(
+        id="warehouse-wes", name="Wes", role="warehouse", approval_limit=Decimal(0)
+    )
     await send_event(
-        client, handle.id, "package_received", {"event_id": "e-2", "ra_number": ra_number}
+        client,
+        handle.id,
+        "package_received",
+        {"event_id": "e-2", "ra_number": ra_number},
+        sender=warehouse,
     )
     await wait_for_status(client, handle.id, CaseStatus.INSPECTING)
     assert [e for e in events(shop, handle.id) if e.startswith("package_received")] == [

@@ -34,6 +34,7 @@ async def http(
 async def test_return_driven_from_the_command_line(
     env: WorkflowEnvironment, client: Client, cases: Cases, settings: Settings, shop: Shop
 ) -> None:
+    as_wes = {"CASEWORK_TOKEN": shop.tokens["warehouse-wes"]}
     order_id = await delivered_order(env, shop)
     request_id = uuid.uuid4().hex[:10]
     started = await cli(
@@ -49,8 +50,9 @@ async def test_return_driven_from_the_command_line(
 
     wrong = json.dumps({"ra_number": "RA-1999-000001"})
     refused = await cli(
-        "event", case_id, "package_received", "--data", wrong, env=env, settings=settings
-    )
+        "event", case_id, "package_received", "--data", wrong, env=env, settings=settings,
+        extra_env=as_wes,
+    )  # fmt: skip
     assert refused.returncode == 2
     assert "refused: RA-1999-000001 is not this case's RA" in refused.stderr
     status = await cli("status", case_id, env=env, settings=settings)
@@ -58,13 +60,14 @@ async def test_return_driven_from_the_command_line(
 
     scanned = json.dumps({"ra_number": state.extra["ra_number"]})
     received = await cli(
-        "event", case_id, "package_received", "--data", scanned, env=env, settings=settings
-    )
+        "event", case_id, "package_received", "--data", scanned, env=env, settings=settings,
+        extra_env=as_wes,
+    )  # fmt: skip
     assert received.returncode == 0, received.stderr
     await wait_for_status(client, case_id, CaseStatus.INSPECTING)
     inspected = await cli(
         "event", case_id, "inspection_completed", "--data", '{"passed": true}',
-        env=env, settings=settings,
+        env=env, settings=settings, extra_env=as_wes,
     )  # fmt: skip
     assert inspected.returncode == 0, inspected.stderr
     await handle.result()
@@ -108,6 +111,10 @@ def as_backend(shop: Shop) -> dict[str, str]:
     return {"Authorization": f"Bearer {shop.tokens['backend']}"}
 
 
+def as_warehouse(shop: Shop) -> dict[str, str]:
+    return {"Authorization": f"Bearer {shop.tokens['warehouse-wes']}"}
+
+
 async def test_return_opened_over_http(
     env: WorkflowEnvironment,
     client: Client,
@@ -121,7 +128,7 @@ async def test_return_opened_over_http(
         "event_id": "scan-1",
         "ra_number": state.extra["ra_number"],
     }
-    sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=as_backend(shop))
+    sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=as_warehouse(shop))
     assert sent.status_code == 202, sent.text
     await wait_for_status(client, case_id, CaseStatus.INSPECTING)
 
@@ -134,16 +141,16 @@ async def test_package_with_a_wrong_ra_number_is_refused_over_http(
     http: httpx.AsyncClient,
 ) -> None:
     case_id, _ = await open_return_over_http(env, client, cases, shop, http)
-    backend = as_backend(shop)
+    warehouse = as_warehouse(shop)
 
     wrong = {"type": "package_received", "event_id": "scan-9", "ra_number": "RA-1999-000001"}
-    refused = await http.post(f"/v1/cases/{case_id}/events", json=wrong, headers=backend)
+    refused = await http.post(f"/v1/cases/{case_id}/events", json=wrong, headers=warehouse)
     assert refused.status_code == 404, refused.text
     assert refused.json()["error"] == "unknown_ra"
     assert "RA-1999-000001 is not this case's RA" in refused.json()["detail"]
     assert (await case_state(client, case_id)).status is CaseStatus.AWAITING_RETURN
 
     early = {"type": "inspection_completed", "event_id": "insp-1", "passed": True}
-    conflict = await http.post(f"/v1/cases/{case_id}/events", json=early, headers=backend)
+    conflict = await http.post(f"/v1/cases/{case_id}/events", json=early, headers=warehouse)
     assert conflict.status_code == 409, conflict.text
     assert conflict.json()["error"] == "not_inspecting"

@@ -25,9 +25,16 @@ with workflow.unsafe.imports_passed_through():
         ApproverLookup,
         CaseStatus,
         Decision,
+        DecisionCheck,
         DecisionKind,
+        DecisionVerdict,
         Recipient,
     )
+
+# Decisions are confirmed by the `verify_decision` activity before they apply (the directory
+# as of the decision's instant; a signal's decision code). Cases that decided before this
+# took the old path, and replay it.
+VERIFIED_DECISIONS = "verified-decisions"
 
 if TYPE_CHECKING:
     from workflows.case import CaseWorkflow
@@ -63,6 +70,32 @@ class ApprovalGate:
             rules=self._case.rules,
         )
         return Refusal("NotAuthorized", reason) if reason else None
+
+    async def confirm(self, decision: Decision, *, by_signal: bool) -> Refusal | None:
+        """Ask the directory (and, for a signal, the code store) whether the decision may
+        apply as of now; the approver list held here is only a snapshot."""
+        assert self.state is not None
+        check = DecisionCheck(
+            case_id=self._case.case_id,
+            approver_id=decision.approver_id,
+            event_id=decision.event_id,
+            code=decision.code,
+            by_signal=by_signal,
+            at=workflow.now(),
+            approval=self.state,
+            rules=self._case.rules,
+        )
+        verdict = await self._case.call(
+            "verify_decision",
+            check,
+            DecisionVerdict,
+            summary=f"Verify the decision of {decision.approver_id}",
+        )
+        # The request may have been decided or expired while the check ran.
+        pending = self.refusal(decision)
+        if verdict.refusal:
+            return Refusal(verdict.kind, verdict.refusal)
+        return pending
 
     def is_repeat(self, decision: Decision) -> bool:
         """The same decision delivered again (a retried call): answer it, act once."""

@@ -25,7 +25,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import visibility
-    from workflows.approval import ApprovalGate
+    from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
     from workflows.models import (
         ApprovalState,
         AuditEntry,
@@ -174,7 +174,16 @@ class CaseWorkflow:
     @workflow.update(name="decide")
     async def decide(self, decision: Decision) -> ApprovalState:
         """A manager approves or rejects; the answer is the approval as it now stands."""
-        if not self.gate.is_repeat(decision):
+        if self.gate.is_repeat(decision):
+            assert self.gate.state is not None
+            return self.gate.state
+        refusal = None
+        if workflow.patched(VERIFIED_DECISIONS):
+            # The validator judged the snapshot; the directory as of now has the last word.
+            refusal = await self.gate.confirm(decision, by_signal=False)
+        if not self.gate.is_repeat(decision):  # else the same decision applied meanwhile
+            if refusal:
+                raise ApplicationError(refusal.message, type=refusal.kind, non_retryable=True)
             self.gate.apply(decision, workflow.now())
         assert self.gate.state is not None
         return self.gate.state
@@ -190,7 +199,8 @@ class CaseWorkflow:
 
     @workflow.signal(name="decision")
     async def decision_signal(self, payload: dict[str, Any]) -> None:
-        """The same decision, fire-and-forget (Temporal UI, CLI). Bad ones are recorded, ignored."""
+        """The same decision, fire-and-forget (Temporal UI). It proves its sender with the
+        approver's decision code; bad ones are recorded, ignored, and the case keeps waiting."""
         decision = await self.parse_signal("decision", Decision, payload)
         if decision is None or self.gate.is_repeat(decision):
             return
@@ -203,6 +213,8 @@ class CaseWorkflow:
             )
             return
         refusal = self.gate.refusal(decision)
+        if refusal is None and workflow.patched(VERIFIED_DECISIONS):
+            refusal = await self.gate.confirm(decision, by_signal=True)
         if refusal:
             await self.record(
                 "decision_ignored",

@@ -114,20 +114,33 @@ class DecisionKind(StrEnum):
     REJECT = "reject"
 
 
+# What an approver types from the approval email; compared (normalized) with a stored hash.
+DecisionCodeText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+
+
 class Decision(Model):
-    """A manager's answer to an approval request."""
+    """A manager's answer to an approval request.
+
+    ``code`` is the approver's single-use decision code from the approval email: a decision
+    sent as a signal carries no trustworthy sender, so the code is its proof (updates come
+    through the API or CLI, which authenticate the approver themselves).
+    """
 
     approver_id: Identifier
     decision: DecisionKind
     note: Note = ""
     event_id: Identifier | None = None
+    code: DecisionCodeText | None = None
 
 
 class StoreCreditChoice(Model):
     """The customer prefers immediate store credit to a refund on the original payment."""
 
     event_id: Identifier
+    # Set by the entry point from the authenticated caller, never from a request body.
     chosen_by: Identifier = "customer"
+    # A relaying service (the shop backend) names the person it relays for; recorded as such.
+    on_behalf_of: Identifier | None = None
 
 
 # ---- Activity inputs and results -----------------------------------------------------------
@@ -218,6 +231,26 @@ class ApproverDirectory(Model):
     """Everyone who could be asked, as of one instant, with their limits."""
 
     staff: tuple[StaffMember, ...]
+
+
+class DecisionCheck(Model):
+    """A decision to confirm against the directory as of ``at`` (and, by signal, its code)."""
+
+    case_id: str
+    approver_id: str
+    event_id: str | None
+    code: str | None
+    by_signal: bool
+    at: datetime
+    approval: ApprovalState
+    rules: CaseRules
+
+
+class DecisionVerdict(Model):
+    """Empty ``refusal`` when the decision may apply; else why not (``kind`` as for updates)."""
+
+    refusal: str = ""
+    kind: str = "NotAuthorized"
 
 
 class RefundInstruction(Model):
@@ -314,6 +347,7 @@ class CaseState(Model):
 
 
 AuditEntry.model_rebuild()
+DecisionCheck.model_rebuild()
 
 
 # ---- Returns (SOP: Returns Processing) -----------------------------------------------------
@@ -354,8 +388,9 @@ class PackageReceived(Model):
 
     event_id: Identifier
     ra_number: RaNumber
-    received_by: Identifier = "warehouse"
+    received_by: Identifier = "warehouse"  # the authenticated caller (see StoreCreditChoice)
     note: Note = ""
+    on_behalf_of: Identifier | None = None
 
 
 class InspectionResult(Model):
@@ -369,8 +404,9 @@ class InspectionResult(Model):
     passed: bool
     notes: Note = ""
     refund_amount: PositiveMoney | None = None
-    inspected_by: Identifier = "warehouse"
+    inspected_by: Identifier = "warehouse"  # the authenticated caller (see StoreCreditChoice)
     request_exception: bool = False
+    on_behalf_of: Identifier | None = None
 
 
 class RaStatus(StrEnum):

@@ -41,6 +41,11 @@ PAYMENT_RETRY = RetryPolicy(
 )
 
 
+def relayed(on_behalf_of: str | None) -> dict[str, str]:
+    """The person a relaying service acted for: audit detail, never the actor."""
+    return {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
+
+
 def _not_authorized(note: str) -> str:
     return f"not authorized by a manager: {note}" if note else "not authorized by a manager"
 
@@ -77,7 +82,9 @@ class RefundingCase(CaseWorkflow):
             )
             return
         self.refund_method = RefundMethod.STORE_CREDIT
-        await self.record("store_credit_chosen", actor=choice.chosen_by)
+        await self.record(
+            "store_credit_chosen", actor=choice.chosen_by, detail=relayed(choice.on_behalf_of)
+        )
 
     async def settle_refund(self, amount: Decimal, *, reason: str, requested_by: str) -> Outcome:
         """Manager authorization when required, then the refund itself."""

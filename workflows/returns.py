@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnRequest,
         ReturnVerdict,
     )
-    from workflows.refunding import RefundingCase
+    from workflows.refunding import RefundingCase, relayed
 
 
 # The items' value is reserved on the order before the RA is minted (issue 7, item 2).
@@ -206,7 +206,11 @@ class ReturnWorkflow(RefundingCase):
         await self.record(
             "package_received",
             actor=self._receipt.received_by,
-            detail={"ra_number": ra.ra_number, "note": self._receipt.note},
+            detail={
+                "ra_number": ra.ra_number,
+                "note": self._receipt.note,
+                **relayed(self._receipt.on_behalf_of),
+            },
             status=CaseStatus.INSPECTING,
             step="Inspecting the returned items",
         )
@@ -244,6 +248,7 @@ class ReturnWorkflow(RefundingCase):
                 "notes": inspection.notes,
                 "refund_amount": f"{amount:.2f}" if amount is not None else "",
                 "exception_requested": str(inspection.request_exception).lower(),
+                **relayed(inspection.on_behalf_of),
             },
         )
         return inspection
