@@ -7,15 +7,23 @@ the same business event sent twice finds the first case instead of opening a sec
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -46,15 +54,20 @@ from workflows.returns import ReturnWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
 DEFAULT_ADDRESS = "127.0.0.1:7233"
+# How long a caller waits for a case to take an update (a decision, a warehouse event). With
+# no worker polling, the server holds the update until one comes back: it may still apply.
+UPDATE_TIMEOUT = 15.0
 
 __all__ = [
     "CASE_EVENTS",
     "DATA_CONVERTER",
     "CaseEvent",
+    "CaseNotAnswering",
     "DecisionRefused",
     "EventRefused",
     "StartedCase",
     "UnknownEvent",
+    "case_exists",
     "case_id_for",
     "case_state",
     "choose_store_credit",
@@ -97,6 +110,43 @@ class DecisionRefused(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+class CaseNotAnswering(Exception):
+    """No worker took the update in time. The server keeps it: it may still apply when a
+    worker returns, so a retry must carry the same event id (Idempotency-Key)."""
+
+    def __init__(self, case_id: str, seconds: float) -> None:
+        super().__init__(
+            f"case {case_id} did not answer within {seconds:.0f}s (is a worker running?); "
+            "the message may still apply when it does"
+        )
+        self.case_id = case_id
+
+
+T = TypeVar("T")
+
+
+async def answered(case_id: str, update: Awaitable[T]) -> T:
+    """``update``'s answer, or CaseNotAnswering after UPDATE_TIMEOUT seconds."""
+    seconds = UPDATE_TIMEOUT
+    try:
+        async with asyncio.timeout(seconds):
+            return await update
+    # Cancelled by the timeout, the SDK raises its own error instead of CancelledError.
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        raise CaseNotAnswering(case_id, seconds) from err
+
+
+async def case_exists(client: Client, case_id: str) -> bool:
+    """True for a case Temporal knows, running or closed."""
+    try:
+        await client.get_workflow_handle(case_id).describe(rpc_timeout=timedelta(seconds=5))
+        return True
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
 
 
 def case_id_for(case_type: CaseType, request_id: str) -> str:
@@ -191,8 +241,11 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
     """Send a decision as an update: the answer is the workflow's own, or DecisionRefused."""
     handle = client.get_workflow_handle(case_id)
     try:
-        approval: ApprovalState = await handle.execute_update(
-            "decide", decision, result_type=ApprovalState, id=decision.event_id
+        approval: ApprovalState = await answered(
+            case_id,
+            handle.execute_update(
+                "decide", decision, result_type=ApprovalState, id=decision.event_id
+            ),
         )
         return approval
     except WorkflowUpdateFailedError as err:
@@ -305,11 +358,14 @@ async def _event_update(
 ) -> Any:
     handle = client.get_workflow_handle(case_id)
     try:
-        return await handle.execute_update(
-            update,
-            message,
-            result_type=result_type,
-            id=f"{update}-{getattr(message, 'event_id', None) or uuid.uuid4().hex}",
+        return await answered(
+            case_id,
+            handle.execute_update(
+                update,
+                message,
+                result_type=result_type,
+                id=f"{update}-{getattr(message, 'event_id', None) or uuid.uuid4().hex}",
+            ),
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
