@@ -53,7 +53,6 @@ from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
-DEFAULT_ADDRESS = "127.0.0.1:7233"
 # How long a caller waits for a case to take an update (a decision, a warehouse event). With
 # no worker polling, the server holds the update until one comes back: it may still apply.
 UPDATE_TIMEOUT = 15.0
@@ -80,16 +79,23 @@ __all__ = [
     "send_event",
     "start_refund",
     "start_return",
+    "temporal_address",
 ]
+
+
+def temporal_address() -> str:
+    """Where ``connect()`` dials: TEMPORAL_ADDRESS (or a profile's address) when configured,
+    else the embedded dev server of ``make run`` on DEV_SERVER_PORT."""
+    configured = ClientConfig.load_client_connect_config().get("target_host")
+    return configured or f"127.0.0.1:{get_settings().dev_server_port}"
 
 
 async def connect(address: str | None = None, namespace: str | None = None) -> Client:
     """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile)."""
+    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile); without one, to
+    the dev server of ``make run`` (DEV_SERVER_PORT)."""
     config = ClientConfig.load_client_connect_config()
-    config.setdefault("target_host", DEFAULT_ADDRESS)
-    if address:
-        config["target_host"] = address
+    config["target_host"] = address or temporal_address()
     if namespace:
         config["namespace"] = namespace
     return await Client.connect(**config, data_converter=DATA_CONVERTER)
@@ -97,10 +103,15 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
 
 @dataclass(frozen=True)
 class StartedCase:
+    """A start's answer. ``existing``: the request id had already opened this case (running
+    or closed), and ``status`` is where that case stands; a new case is ``received``."""
+
     case_id: str
     workflow_id: str
     run_id: str | None
     handle: WorkflowHandle[Any, Any] = field(repr=False, compare=False)
+    existing: bool = False
+    status: str = "received"
 
 
 class DecisionRefused(Exception):
@@ -218,16 +229,21 @@ async def _start(
             request,
             id=case_id,
             task_queue=task_queue or get_settings().task_queue,
-            # A running case with this id is the same business event: return it.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A closed one too: a case is never opened twice for one request.
+            # A case with this id, running or closed, is the same business event: the error
+            # below returns it, saying that it already existed (USE_EXISTING would not say).
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(attributes),
             static_summary=summary,
         )
         return StartedCase(case_id, case_id, handle.result_run_id, handle)
     except WorkflowAlreadyStartedError as err:
-        return StartedCase(case_id, case_id, err.run_id, client.get_workflow_handle(case_id))
+        existing = client.get_workflow_handle(case_id)
+        description = await existing.describe()
+        status = description.typed_search_attributes.get(visibility.CASE_STATUS)
+        return StartedCase(
+            case_id, case_id, err.run_id, existing, existing=True, status=status or "unknown"
+        )
 
 
 async def case_state(client: Client, case_id: str) -> CaseState:

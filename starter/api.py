@@ -499,7 +499,7 @@ async def open_case(
             )
         if claim.new:
             claimed.append(key)
-    first_time = request_key in claimed
+    claimed_now = request_key in claimed
     try:
         # On a repeat too: a no-op for a running or closed case, and it completes the start
         # when an earlier attempt was cut off between Temporal's answer and ours.
@@ -510,6 +510,9 @@ async def open_case(
         # Not accepted: forget what this attempt claimed, so that its retry is a first try.
         await run_in_threadpool(store.release, claimed)
         raise
+    # New only if both the table and Temporal say so: a case opened by another way in (the
+    # CLI, the typed client) with this request id is a repeat too, with its own status.
+    first_time = claimed_now and not started.existing
     recorded: CaseStatus | None = None
     if not first_time:
         recorded = await run_in_threadpool(store.case_status, started.case_id)
@@ -523,13 +526,17 @@ async def open_case(
         case_id=started.case_id,
         workflow_id=started.workflow_id,
         type=procedure.case_type,
-        status=recorded or CaseStatus.RECEIVED,
+        status=recorded or _known_status(started.status),
     )
     return JSONResponse(
         view.model_dump(mode="json"),
         status_code=202 if first_time else 200,
         headers={"Location": f"/v1/cases/{started.case_id}"},
     )
+
+
+def _known_status(status: str) -> CaseStatus:
+    return CaseStatus(status) if status in set(CaseStatus) else CaseStatus.RECEIVED
 
 
 def _start_endpoint(procedure: Procedure[Any]) -> Callable[..., Awaitable[JSONResponse]]:

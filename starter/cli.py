@@ -1,7 +1,8 @@
 """``python -m starter``: start cases, decide approvals, look at cases, manage staff.
 
-Every command validates its input with the same models as the API and the workflows; bad
-input prints one line and exits with status 2, an unreachable service with status 3.
+Every command validates its input with the same models as the API and the workflows, and
+every failure prints one line (``error: ...``) and exits with the status listed in EXIT_CODES
+(the same answers as the HTTP API: not found, closed, not answering).
 """
 
 from __future__ import annotations
@@ -15,23 +16,25 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 import migrations
 from activities.db import Approval, Database, OutboxEmail
 from activities.staff import ROLES, StaffDirectory
 from settings import Settings, get_settings
 from starter import (
-    DEFAULT_ADDRESS,
+    CaseNotAnswering,
     DecisionRefused,
     EventRefused,
+    StartedCase,
     UnknownEvent,
+    case_exists,
     case_state,
     connect,
     decide,
@@ -39,12 +42,47 @@ from starter import (
     send_event,
     start_refund,
     start_return,
+    temporal_address,
 )
 from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest
+
+EXIT_CODES = {
+    0: "done",
+    2: "bad input, or refused by the case (limit, no decision pending, wrong RA...)",
+    3: "service unreachable (Temporal or the database)",
+    4: "no such case",
+    5: "the case is closed and takes no more messages",
+    6: "the case did not answer in time (no worker?); what was sent may still apply",
+}
 
 
 class UsageError(Exception):
     """Bad input: one line for the user, exit status 2."""
+
+
+class CaseNotFound(Exception):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"no case {case_id}")
+
+
+class CaseClosed(Exception):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id} is closed and takes no more messages")
+
+
+T = TypeVar("T")
+
+
+async def to_case(client: Client, case_id: str, call: Awaitable[T]) -> T:
+    """``call``'s answer; Temporal's NOT_FOUND told apart as the API does (closed, unknown)."""
+    try:
+        return await call
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        if await case_exists(client, case_id):
+            raise CaseClosed(case_id) from None
+        raise CaseNotFound(case_id) from None
 
 
 def _format_validation(err: ValidationError) -> str:
@@ -79,8 +117,14 @@ async def cmd_refund(args: argparse.Namespace, temporal: Connect) -> None:
         reason=args.reason,
         requested_by=args.requested_by,
     )
-    started = await start_refund(await temporal(), request)
-    print(f"{started.case_id}  started (run {started.run_id})")
+    print_started(await start_refund(await temporal(), request))
+
+
+def print_started(started: StartedCase) -> None:
+    if started.existing:
+        print(f"{started.case_id}  already exists (status {started.status})")
+    else:
+        print(f"{started.case_id}  started (run {started.run_id})")
 
 
 def _item(text: str) -> dict[str, object]:
@@ -105,8 +149,7 @@ async def cmd_return(args: argparse.Namespace, temporal: Connect) -> None:
             "requested_by": args.requested_by,
         }
     )
-    started = await start_return(await temporal(), request)
-    print(f"{started.case_id}  started (run {started.run_id})")
+    print_started(await start_return(await temporal(), request))
 
 
 async def cmd_decide(args: argparse.Namespace, temporal: Connect) -> None:
@@ -118,20 +161,22 @@ async def cmd_decide(args: argparse.Namespace, temporal: Connect) -> None:
     )
     client = await temporal()
     if args.signal:
-        await client.get_workflow_handle(args.case_id).signal(
-            "decision", decision.model_dump(mode="json")
+        handle = client.get_workflow_handle(args.case_id)
+        await to_case(
+            client, args.case_id, handle.signal("decision", decision.model_dump(mode="json"))
         )
         print(f"{args.case_id}  decision sent as a signal (see `status` for its effect)")
         return
     try:
-        approval = await decide(client, args.case_id, decision)
+        approval = await to_case(client, args.case_id, decide(client, args.case_id, decision))
     except DecisionRefused as refused:
         raise UsageError(f"refused: {refused.message}") from None
     print(f"{args.case_id}  {approval.status} by {approval.decided_by}")
 
 
 async def cmd_status(args: argparse.Namespace, temporal: Connect) -> None:
-    state = await case_state(await temporal(), args.case_id)
+    client = await temporal()
+    state = await to_case(client, args.case_id, case_state(client, args.case_id))
     print(state.model_dump_json(indent=2) if args.json else _describe(state))
 
 
@@ -165,7 +210,8 @@ async def cmd_event(args: argparse.Namespace, temporal: Connect) -> None:
         raise UsageError("--data must be a JSON object")
     payload.setdefault("event_id", f"cli-{uuid.uuid4().hex[:12]}")
     parse_event(args.type, payload)  # refuse bad input before connecting
-    await send_event(await temporal(), args.case_id, args.type, payload)
+    client = await temporal()
+    await to_case(client, args.case_id, send_event(client, args.case_id, args.type, payload))
     print(f"{args.case_id}  {args.type} sent")
 
 
@@ -238,7 +284,13 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m starter",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status:\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("refund", help="start a refund case")
@@ -333,8 +385,10 @@ async def _connect() -> Client:
     try:
         return await connect()
     except RuntimeError as err:
-        address = os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS)
-        raise Unreachable(f"cannot reach Temporal at {address} (is `make run` running?)") from err
+        raise Unreachable(
+            f"cannot reach Temporal at {temporal_address()} (is `make run` running? it "
+            "listens on DEV_SERVER_PORT; a cluster is TEMPORAL_ADDRESS)"
+        ) from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,25 +399,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.local(args, settings)
         else:
             asyncio.run(args.run(args, _connect))
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+    except BrokenPipeError:
+        # The reader had enough (`outbox | head`): not an error. Later writes go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ValidationError as err:
-        print(f"error: {_format_validation(err)}", file=sys.stderr)
-        return 2
+        return _fail(2, _format_validation(err))
     except (UsageError, UnknownEvent) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(2, str(err))
     except EventRefused as refused:
-        print(f"error: refused: {refused.message}", file=sys.stderr)
-        return 2
+        if refused.kind == "CaseClosed":
+            return _fail(5, str(CaseClosed(args.case_id)))
+        return _fail(2, f"refused: {refused.message}")
     except json.JSONDecodeError as err:
-        print(f"error: --data is not valid JSON ({err.msg})", file=sys.stderr)
-        return 2
+        return _fail(2, f"--data is not valid JSON ({err.msg})")
+    except CaseNotFound as err:
+        return _fail(4, str(err))
+    except CaseClosed as err:
+        return _fail(5, str(err))
+    except CaseNotAnswering as err:
+        return _fail(6, f"{err}; check `status` before sending anything again")
     except RPCError as err:
-        print(f"error: Temporal said: {err.message}", file=sys.stderr)
-        return 3
+        return _fail(3, f"Temporal said: {err.message}")
     except Unreachable as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+        return _fail(3, str(err))
     except (OperationalError, ConnectionError) as err:
-        print(f"error: service unavailable: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 3
+        return _fail(3, f"service unavailable: {str(err).splitlines()[0]}")
     return 0
+
+
+def _fail(status: int, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import starter
@@ -25,9 +26,10 @@ from activities.db import AuditRecord, Case
 from activities.staff import StaffDirectory
 from settings import Settings
 from starter.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
-from tests.conftest import Shop
+from tests.conftest import Cases, Shop
 from tests.test_api import BASE_URL, CLOUDEVENTS_JSON, Api, cloud_event, refund_body
 from tests.test_e2e_http import terminate_if_running
+from workflows.models import RefundRequest
 
 # Long enough for the dev server to take the request, short enough for a test.
 NOBODY_ANSWERS_WITHIN = 1.5
@@ -271,3 +273,22 @@ async def test_a_cloud_event_still_opens_a_case(idle_api: Api) -> None:
         headers=CLOUDEVENTS_JSON,
     )
     assert response.status_code == 202, response.text
+
+
+# ---- item 19: a start for a case that exists says so ----------------------------------------
+
+
+async def test_a_request_id_that_opened_a_case_elsewhere_is_answered_as_a_repeat(
+    client: Client, cases: Cases, shop: Shop, settings: Settings, database_url: str
+) -> None:
+    body = refund_body("20.00")
+    request = RefundRequest.model_validate(body)
+    handle = await cases.refund(request)  # opened by the CLI or the typed client
+    await handle.result()
+    app = create_app(client, database_url=database_url, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        api = Api(http, shop.tokens)
+        response = await api.call("POST", "/v1/refunds", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "completed"
