@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 import migrations
-from activities.db import Approval, Database, OutboxEmail
+from activities.db import Approval, Database, Order, OutboxEmail
 from activities.staff import ROLES, StaffDirectory
 from settings import Settings, get_settings
 from starter import (
@@ -44,6 +44,7 @@ from starter import (
     start_return,
     temporal_address,
 )
+from starter.demo import ORDER_STATUSES, OrderLineSpec, add_order
 from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest
 
 EXIT_CODES = {
@@ -274,6 +275,48 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> None:
         )
 
 
+def _order_line(text: str) -> OrderLineSpec:
+    """SKU=QUANTITY@UNIT_PRICE, e.g. BISON-RIBEYE=2@150.00."""
+    sku, _, rest = text.partition("=")
+    quantity, _, price = rest.partition("@")
+    try:
+        return OrderLineSpec(sku=sku, quantity=int(quantity), unit_price=Decimal(price))
+    except (ValueError, InvalidOperation):
+        raise argparse.ArgumentTypeError(f"not SKU=QUANTITY@PRICE: {text!r}") from None
+
+
+def cmd_orders_add(args: argparse.Namespace, settings: Settings) -> None:
+    if args.total is None and not args.lines:
+        raise UsageError("give --total or --line (or both)")
+    try:
+        total = add_order(
+            Database(settings.database_url),
+            order_id=args.order_id,
+            customer_id=args.customer,
+            total=args.total,
+            lines=args.lines or (),
+            status=args.status,
+            delivered_days_ago=args.delivered_days_ago,
+            payment_account=args.payment_account,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    when = f", delivered {args.delivered_days_ago} days ago" if args.status == "delivered" else ""
+    print(f"added {args.order_id} for {args.customer}: {total:.2f}{when or ', ' + args.status}")
+
+
+def cmd_orders_list(args: argparse.Namespace, settings: Settings) -> None:
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        orders = session.scalars(select(Order).order_by(Order.id)).all()
+    print(f"{'order':<12} {'customer':<10} {'status':<11} {'total':>10} {'refundable':>11}")
+    for order in orders:
+        print(
+            f"{order.id:<12} {order.customer_id:<10} {order.status:<11} {order.total:>10.2f} "
+            f"{order.total - order.refunded:>11.2f}"
+        )
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from starter.dev import run
 
@@ -363,6 +406,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="starts", required=True, type=_instant)
     p.add_argument("--until", dest="ends", required=True, type=_instant)
     p.set_defaults(local=cmd_staff_delegate)
+
+    orders = sub.add_parser("orders", help="orders to try cases on (the local order system)")
+    orders_sub = orders.add_subparsers(dest="orders_command", required=True)
+    p = orders_sub.add_parser("add", help="add an order of an existing customer")
+    p.add_argument("order_id")
+    p.add_argument("--customer", required=True, help="e.g. C-100 (demo: C-100, C-200)")
+    p.add_argument("--total", type=_money, help="default: the sum of the lines")
+    p.add_argument(
+        "--line",
+        dest="lines",
+        action="append",
+        type=_order_line,
+        metavar="SKU=QUANTITY@PRICE",
+        help="an order line, e.g. BISON-RIBEYE=2@150.00 (repeat; returns need lines)",
+    )
+    p.add_argument("--status", choices=ORDER_STATUSES, default="delivered")
+    p.add_argument("--delivered-days-ago", type=int, default=3)
+    p.add_argument(
+        "--payment-account",
+        choices=("active", "closed"),
+        default="active",
+        help="closed: a refund to the original payment cannot go through",
+    )
+    p.set_defaults(local=cmd_orders_add)
+    orders_sub.add_parser("list", help="every order and what is left to refund").set_defaults(
+        local=cmd_orders_list
+    )
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True

@@ -33,10 +33,11 @@ import migrations
 from activities.db import Database
 from settings import Settings
 from starter import connect, ensure_search_attributes, temporal_address
-from starter.demo import seed_demo
+from starter.demo import demo_staff, role_duties, seed_demo
 from starter.logconfig import configure_logging
 from worker import run_worker
 from workflows import visibility
+from workflows.models import StaffMember
 
 log = structlog.get_logger("starter.dev")
 
@@ -157,19 +158,33 @@ async def _connect_when_ready(
     raise SystemExit(f"Temporal did not answer at {address} within {seconds} s{log_hint}")
 
 
-def _print_banner(settings: Settings, tokens: dict[str, str], embedded: bool) -> None:
+def _print_banner(
+    settings: Settings, tokens: dict[str, str], staff: list[StaffMember], embedded: bool
+) -> None:
     lines = ["", "casework is running"]
     if embedded:
         lines.append(f"  Temporal Web UI  http://127.0.0.1:{settings.dev_server_ui_port}")
+        lines.append(f"  Temporal         127.0.0.1:{settings.dev_server_port} (the CLI finds it)")
     lines += [
         f"  HTTP API         http://{settings.api_host}:{settings.api_port}  (docs at /docs)",
         f"  Approvals page   http://{settings.api_host}:{settings.api_port}/approvals",
         f"  Database         {settings.database_url}",
     ]
     if tokens:
-        lines.append("  Dev tokens (Authorization: Bearer <token>):")
-        lines += [f"    {staff_id:<14} {token}" for staff_id, token in tokens.items()]
-    lines.append("  Ctrl-C stops everything.\n")
+        lines.append("  Demo staff: id, role, what they may do, API token (Authorization: Bearer):")
+        for member in staff:
+            if member.id in tokens:
+                may = role_duties(member.role, member.approval_limit, settings.currency)
+                lines.append(f"    {member.id:<14} {member.role:<11} {may:<36} {tokens[member.id]}")
+    currency = settings.currency
+    lines += [
+        "  Limits: approvers decide up to their own limit (above); an approver must authorize",
+        f"    refunds over {settings.refund_approval_above} {currency} (REFUND_APPROVAL_ABOVE)"
+        f" and returns past {settings.return_window.days} days (RETURN_WINDOW).",
+        "  Demo customers C-100, C-200 (VIP). Orders: `python -m starter orders list`; add more",
+        "    with `python -m starter orders add ORD-5001 --customer C-100 --line SKU=2@150.00`.",
+        "  Ctrl-C stops everything.\n",
+    ]
     print("\n".join(lines), flush=True)
 
 
@@ -240,7 +255,8 @@ async def run(settings: Settings) -> None:
                 return_when="FIRST_COMPLETED",
             )
         if not (stop.is_set() or any(task.done() for task in services)):
-            _print_banner(settings, tokens, embedded)
+            staff = demo_staff(Database(settings.database_url))
+            _print_banner(settings, tokens, staff, embedded)
         await asyncio.gather(*services)
     finally:
         if server is not None:

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Case, OutboxEmail, Staff
+from activities.orders import LocalOrderSystem
 from activities.staff import hash_token
 from settings import Settings
 from starter import case_state, start_refund
@@ -243,3 +244,55 @@ async def test_started_case_tells_a_new_case_from_an_existing_one(
     assert (first.existing, first.status) == (False, "received")
     assert running.existing and running.run_id == first.run_id
     assert (closed.existing, closed.status) == (True, "completed")
+
+
+# ---- demo data: orders on demand -------------------------------------------------------------
+
+
+async def test_orders_add_creates_an_order_the_order_system_sees(
+    settings: Settings, shop: Shop
+) -> None:
+    result = await cli(
+        "orders", "add", "ORD-7001", "--customer", "C-200",
+        "--line", "BISON-RIBEYE=2@150.00", "--line", "ELK-BURGER=1@60.00",
+        "--delivered-days-ago", "2",
+        settings=settings,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "added ORD-7001 for C-200: 360.00, delivered 2 days ago"
+    order = LocalOrderSystem(shop.db).get_order("ORD-7001")
+    assert order is not None
+    assert (order.customer_id, order.status, order.total, order.refundable) == (
+        "C-200",
+        "delivered",
+        Decimal("360.00"),
+        Decimal("360.00"),
+    )
+    assert [(line.sku, line.quantity, line.unit_price) for line in order.lines] == [
+        ("BISON-RIBEYE", 2, Decimal("150.00")),
+        ("ELK-BURGER", 1, Decimal("60.00")),
+    ]
+
+
+async def test_orders_add_refuses_what_the_shop_would_not_have(
+    settings: Settings, shop: Shop
+) -> None:
+    taken = await cli("orders", "add", "ORD-1001", "--customer", "C-100", "--total", "5.00",
+                      settings=settings)  # fmt: skip
+    stranger = await cli("orders", "add", "ORD-7002", "--customer", "C-999", "--total", "5.00",
+                         settings=settings)  # fmt: skip
+    nothing = await cli("orders", "add", "ORD-7003", "--customer", "C-100", settings=settings)
+    assert (taken.returncode, taken.stderr.strip()) == (2, "error: order ORD-1001 already exists")
+    assert (stranger.returncode, stranger.stderr.strip()) == (2, "error: no customer C-999")
+    assert nothing.returncode == 2 and "--total or --line" in nothing.stderr
+    assert LocalOrderSystem(shop.db).get_order("ORD-7002") is None
+
+
+async def test_orders_list_shows_what_is_left_to_refund(settings: Settings, shop: Shop) -> None:
+    result = await cli("orders", "list", settings=settings)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(
+        line.split()[:5] == ["ORD-1001", "C-100", "delivered", "1200.00", "1200.00"]
+        for line in lines
+    ), result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import time
@@ -40,7 +41,12 @@ def wait_for(probe: object, seconds: float = 30) -> None:
 
 async def test_make_run_on_other_ports_serves_everything_there(stack: DevStack) -> None:
     await asyncio.to_thread(stack.start)
-    assert f"http://127.0.0.1:{stack.ui_port}" in stack.output()
+    banner = stack.output()
+    assert f"http://127.0.0.1:{stack.ui_port}" in banner
+    # Who is who: each demo token with its role and what it may do, and the limits in force.
+    assert re.search(r"sup-sam +supervisor +decides approvals up to 1000.00 USD +cw_", banner)
+    assert re.search(r"warehouse-wes +warehouse +receives and inspects returns +cw_", banner)
+    assert "refunds over 500.00 USD (REFUND_APPROVAL_ABOVE)" in banner
     async with httpx.AsyncClient(base_url=stack.api) as http:
         ready = await http.get("/readyz")
     assert ready.json()["checks"] == {"temporal": "ok", "database": "ok"}
