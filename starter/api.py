@@ -507,7 +507,6 @@ async def open_case(
             )
         if claim.new:
             claimed.append(key)
-    claimed_now = request_key in claimed
     try:
         # On a repeat too: a no-op for a running or closed case, and it completes the start
         # when an earlier attempt was cut off between Temporal's answer and ours.
@@ -518,9 +517,9 @@ async def open_case(
         # Not accepted: forget what this attempt claimed, so that its retry is a first try.
         await run_in_threadpool(store.release, claimed)
         raise
-    # New only if both the table and Temporal say so: a case opened by another way in (the
-    # CLI, the typed client) with this request id is a repeat too, with its own status.
-    first_time = claimed_now and not started.existing
+    # New only if this very call made Temporal start it: of concurrent repeats exactly one
+    # did, and a case opened another way (the CLI, the typed client) is a repeat too.
+    first_time = not started.existing
     recorded: CaseStatus | None = None
     if not first_time:
         recorded = await run_in_threadpool(store.case_status, started.case_id)
