@@ -7,15 +7,23 @@ the same business event sent twice finds the first case instead of opening a sec
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -46,18 +54,22 @@ from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
-DEFAULT_ADDRESS = "127.0.0.1:7233"
+# How long a caller waits for a case to take an update (a decision, a warehouse event). With
+# no worker polling, the server holds the update until one comes back: it may still apply.
+UPDATE_TIMEOUT = 15.0
 
 __all__ = [
     "CASE_EVENTS",
     "DATA_CONVERTER",
     "ActorNamed",
     "CaseEvent",
+    "CaseNotAnswering",
     "DecisionRefused",
     "EventForbidden",
     "EventRefused",
     "StartedCase",
     "UnknownEvent",
+    "case_exists",
     "case_id_for",
     "case_state",
     "choose_store_credit",
@@ -70,16 +82,23 @@ __all__ = [
     "send_event",
     "start_refund",
     "start_return",
+    "temporal_address",
 ]
+
+
+def temporal_address() -> str:
+    """Where ``connect()`` dials: TEMPORAL_ADDRESS (or a profile's address) when configured,
+    else the embedded dev server of ``make run`` on DEV_SERVER_PORT."""
+    configured = ClientConfig.load_client_connect_config().get("target_host")
+    return configured or f"127.0.0.1:{get_settings().dev_server_port}"
 
 
 async def connect(address: str | None = None, namespace: str | None = None) -> Client:
     """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile)."""
+    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile); without one, to
+    the dev server of ``make run`` (DEV_SERVER_PORT)."""
     config = ClientConfig.load_client_connect_config()
-    config.setdefault("target_host", DEFAULT_ADDRESS)
-    if address:
-        config["target_host"] = address
+    config["target_host"] = address or temporal_address()
     if namespace:
         config["namespace"] = namespace
     return await Client.connect(**config, data_converter=DATA_CONVERTER)
@@ -87,10 +106,15 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
 
 @dataclass(frozen=True)
 class StartedCase:
+    """A start's answer. ``existing``: the request id had already opened this case (running
+    or closed), and ``status`` is where that case stands; a new case is ``received``."""
+
     case_id: str
     workflow_id: str
     run_id: str | None
     handle: WorkflowHandle[Any, Any] = field(repr=False, compare=False)
+    existing: bool = False
+    status: str = "received"
 
 
 class DecisionRefused(Exception):
@@ -100,6 +124,43 @@ class DecisionRefused(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+class CaseNotAnswering(Exception):
+    """No worker took the update in time. The server keeps it: it may still apply when a
+    worker returns, so a retry must carry the same event id (Idempotency-Key)."""
+
+    def __init__(self, case_id: str, seconds: float) -> None:
+        super().__init__(
+            f"case {case_id} did not answer within {seconds:.0f}s (is a worker running?); "
+            "the message may still apply when it does"
+        )
+        self.case_id = case_id
+
+
+T = TypeVar("T")
+
+
+async def answered(case_id: str, update: Awaitable[T]) -> T:
+    """``update``'s answer, or CaseNotAnswering after UPDATE_TIMEOUT seconds."""
+    seconds = UPDATE_TIMEOUT
+    try:
+        async with asyncio.timeout(seconds):
+            return await update
+    # Cancelled by the timeout, the SDK raises its own error instead of CancelledError.
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        raise CaseNotAnswering(case_id, seconds) from err
+
+
+async def case_exists(client: Client, case_id: str) -> bool:
+    """True for a case Temporal knows, running or closed."""
+    try:
+        await client.get_workflow_handle(case_id).describe(rpc_timeout=timedelta(seconds=5))
+        return True
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
 
 
 def case_id_for(case_type: CaseType, request_id: str) -> str:
@@ -171,16 +232,21 @@ async def _start(
             request,
             id=case_id,
             task_queue=task_queue or get_settings().task_queue,
-            # A running case with this id is the same business event: return it.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A closed one too: a case is never opened twice for one request.
+            # A case with this id, running or closed, is the same business event: the error
+            # below returns it, saying that it already existed (USE_EXISTING would not say).
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(attributes),
             static_summary=summary,
         )
         return StartedCase(case_id, case_id, handle.result_run_id, handle)
     except WorkflowAlreadyStartedError as err:
-        return StartedCase(case_id, case_id, err.run_id, client.get_workflow_handle(case_id))
+        existing = client.get_workflow_handle(case_id)
+        description = await existing.describe()
+        status = description.typed_search_attributes.get(visibility.CASE_STATUS)
+        return StartedCase(
+            case_id, case_id, err.run_id, existing, existing=True, status=status or "unknown"
+        )
 
 
 async def case_state(client: Client, case_id: str) -> CaseState:
@@ -194,8 +260,11 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
     """Send a decision as an update: the answer is the workflow's own, or DecisionRefused."""
     handle = client.get_workflow_handle(case_id)
     try:
-        approval: ApprovalState = await handle.execute_update(
-            "decide", decision, result_type=ApprovalState, id=decision.event_id
+        approval: ApprovalState = await answered(
+            case_id,
+            handle.execute_update(
+                "decide", decision, result_type=ApprovalState, id=decision.event_id
+            ),
         )
         return approval
     except WorkflowUpdateFailedError as err:
@@ -355,11 +424,14 @@ async def _event_update(
 ) -> Any:
     handle = client.get_workflow_handle(case_id)
     try:
-        return await handle.execute_update(
-            update,
-            message,
-            result_type=result_type,
-            id=f"{update}-{getattr(message, 'event_id', None) or uuid.uuid4().hex}",
+        return await answered(
+            case_id,
+            handle.execute_update(
+                update,
+                message,
+                result_type=result_type,
+                id=f"{update}-{getattr(message, 'event_id', None) or uuid.uuid4().hex}",
+            ),
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause

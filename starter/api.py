@@ -11,10 +11,10 @@ the request id, so Temporal's own id uniqueness catches whatever slips past the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
 import time
@@ -31,8 +31,15 @@ from typing import Annotated, Any, Generic, NoReturn, Protocol, TypeVar, cast
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
@@ -50,6 +57,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -58,11 +66,13 @@ from activities.staff import StaffDirectory
 from settings import Settings, get_settings
 from starter import (
     ActorNamed,
+    CaseNotAnswering,
     DecisionRefused,
     EventForbidden,
     EventRefused,
     StartedCase,
     UnknownEvent,
+    case_exists,
     case_id_for,
     connect,
     decide,
@@ -104,9 +114,9 @@ log = structlog.get_logger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
 # A query or update waits for a worker; without one it would hang until the RPC deadline.
 QUERY_TIMEOUT = timedelta(seconds=5)
-UPDATE_TIMEOUT = 15.0
 HEALTH_TIMEOUT = timedelta(seconds=2)
 JSON_TYPES = ("application/json",)
 CLOUDEVENTS_TYPES = ("application/cloudevents+json",)
@@ -449,17 +459,6 @@ def _canonical(value: Any) -> Any:
     raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 
-async def case_exists(client: Client, case_id: str) -> bool:
-    """True for a case Temporal knows, running or closed."""
-    try:
-        await client.get_workflow_handle(case_id).describe(rpc_timeout=QUERY_TIMEOUT)
-        return True
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-
-
 async def not_running(client: Client, case_id: str) -> NoReturn:
     """The answer for a message to a case Temporal reports NOT_FOUND: closed, or unknown."""
     if await case_exists(client, case_id):
@@ -510,7 +509,6 @@ async def open_case(
             )
         if claim.new:
             claimed.append(key)
-    first_time = request_key in claimed
     try:
         # On a repeat too: a no-op for a running or closed case, and it completes the start
         # when an earlier attempt was cut off between Temporal's answer and ours.
@@ -521,6 +519,9 @@ async def open_case(
         # Not accepted: forget what this attempt claimed, so that its retry is a first try.
         await run_in_threadpool(store.release, claimed)
         raise
+    # New only if this very call made Temporal start it: of concurrent repeats exactly one
+    # did, and a case opened another way (the CLI, the typed client) is a repeat too.
+    first_time = not started.existing
     recorded: CaseStatus | None = None
     if not first_time:
         recorded = await run_in_threadpool(store.case_status, started.case_id)
@@ -534,13 +535,17 @@ async def open_case(
         case_id=started.case_id,
         workflow_id=started.workflow_id,
         type=procedure.case_type,
-        status=recorded or CaseStatus.RECEIVED,
+        status=recorded or _known_status(started.status),
     )
     return JSONResponse(
         view.model_dump(mode="json"),
         status_code=202 if first_time else 200,
         headers={"Location": f"/v1/cases/{started.case_id}"},
     )
+
+
+def _known_status(status: str) -> CaseStatus:
+    return CaseStatus(status) if status in set(CaseStatus) else CaseStatus.RECEIVED
 
 
 def _start_endpoint(procedure: Procedure[Any]) -> Callable[..., Awaitable[JSONResponse]]:
@@ -683,28 +688,49 @@ async def list_cases(
     ):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
-    token = None
-    if page_token:
-        try:
-            token = base64.urlsafe_b64decode(page_token.encode())
-        except (binascii.Error, ValueError):
-            raise ApiError(
-                422, "validation_error", "page_token: not a token from this API"
-            ) from None
+    query = " AND ".join(clauses)
+    token = _read_page_token(page_token, query) if page_token else None
     pages = services.client.list_workflows(
-        " AND ".join(clauses), page_size=page_size, next_page_token=token, rpc_timeout=QUERY_TIMEOUT
+        query, page_size=page_size, next_page_token=token, rpc_timeout=QUERY_TIMEOUT
     )
     try:
         await pages.fetch_next_page()
     except RPCError as err:
-        if err.status is RPCStatusCode.INVALID_ARGUMENT and token is not None:
+        if token is not None and err.status not in _UNAVAILABLE:
+            # Sealed by us, yet refused: expired, or from before a server change.
             raise ApiError(422, "validation_error", "page_token: expired or invalid") from None
         raise
     next_token = pages.next_page_token
     return CaseList(
         items=[_summary(execution) for execution in pages.current_page or []],
-        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+        next_page_token=_page_token(next_token, query) if next_token else None,
     )
+
+
+def _page_seal(raw: bytes, query: str) -> bytes:
+    return hashlib.sha256(b"casework-page\n" + query.encode() + b"\n" + raw).digest()[:12]
+
+
+def _page_token(raw: bytes, query: str) -> str:
+    """Temporal's token, sealed with the query it continues: a token Temporal would choke on
+    (a typo, a forgery, another filter's) is refused here instead of failing there."""
+    return base64.urlsafe_b64encode(_page_seal(raw, query) + raw).decode()
+
+
+def _read_page_token(token: str, query: str) -> bytes:
+    try:
+        sealed = base64.urlsafe_b64decode(token.encode("ascii"))
+    except (binascii.Error, ValueError):
+        sealed = b""
+    seal, raw = sealed[:12], sealed[12:]
+    if not raw or not hmac.compare_digest(seal, _page_seal(raw, query)):
+        raise ApiError(
+            422,
+            "validation_error",
+            "page_token: not a token this API gave for these filters",
+            fields=[FieldError(field="page_token", message="not a token from this listing")],
+        )
+    return raw
 
 
 def _summary(execution: WorkflowExecution) -> CaseSummary:
@@ -728,27 +754,38 @@ async def get_case(case_id: str, services: ServicesDep, staff: StaffDep) -> Case
     handle = services.client.get_workflow_handle(case_id)
     try:
         state = await handle.query("state", result_type=CaseState, rpc_timeout=QUERY_TIMEOUT)
-    except (RPCError, RuntimeError) as err:
-        gone = isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND
-        down = (isinstance(err, RPCError) and err.status in _UNAVAILABLE) or (
-            _temporal_connect_failure(err)
-        )
-        if not (gone or down):
+    except (RPCError, RuntimeError, WorkflowQueryFailedError) as err:
+        if isinstance(err, RuntimeError) and not _temporal_connect_failure(err):
             raise
-        # Past retention, or Temporal (or every worker) is down: the audit copy still knows.
+        # Whatever kept the workflow from answering (past retention, Temporal down, no worker
+        # polling, "no poller seen", a failing workflow task), the audit copy still knows.
         record = await run_in_threadpool(services.store.case_record, case_id)
         if record is not None:
             log.info("case_served_from_database", case_id=case_id, why=str(err))
             return record
-        if gone:
-            raise ApiError(404, "not_found", f"no case {case_id}") from None
-        raise
-    except WorkflowQueryFailedError as err:
-        raise ApiError(404, "not_found", f"{case_id} is not a case ({err.message})") from None
+        raise _unanswered_query(case_id, err) from None
     times = await run_in_threadpool(services.store.case_times, case_id)
     opened_at, updated_at = times or (None, None)
     return CaseView.model_validate(
         {**state.model_dump(), "opened_at": opened_at, "updated_at": updated_at}
+    )
+
+
+def _unanswered_query(case_id: str, err: Exception) -> ApiError:
+    """The answer for a case neither the workflow nor the database could show."""
+    if isinstance(err, WorkflowQueryFailedError):
+        return ApiError(404, "not_found", f"{case_id} is not a case ({err.message})")
+    if isinstance(err, RPCError) and err.status is RPCStatusCode.NOT_FOUND:
+        return ApiError(404, "not_found", f"no case {case_id}")
+    if not isinstance(err, RPCError) or err.status is RPCStatusCode.UNAVAILABLE:
+        log.warning("temporal_unavailable", error=str(err))
+        return ApiError(503, "temporal_unavailable", "Temporal is not answering; retry")
+    # Temporal knows the case but no worker answered for it (and it is not recorded yet).
+    log.warning("case_not_answering", case_id=case_id, status=err.status.name)
+    return ApiError(
+        503,
+        "case_not_answering",
+        f"case {case_id} did not answer (is a worker running?) and has no record yet; retry",
     )
 
 
@@ -794,9 +831,7 @@ async def decide_case(
     except ValidationError as err:
         raise invalid(err) from None
     try:
-        approval = await asyncio.wait_for(
-            decide(services.client, case_id, decision), UPDATE_TIMEOUT
-        )
+        approval = await decide(services.client, case_id, decision)
     except DecisionRefused as refused:
         status, error = _REFUSALS.get(refused.kind, (409, "decision_refused"))
         raise ApiError(status, error, refused.message) from None
@@ -804,13 +839,6 @@ async def decide_case(
         if err.status is RPCStatusCode.NOT_FOUND:
             await not_running(services.client, case_id)
         raise
-    except TimeoutError:
-        raise ApiError(
-            503,
-            "case_not_answering",
-            f"the case did not answer within {UPDATE_TIMEOUT:.0f}s (is a worker running?); "
-            "retrying with the same Idempotency-Key is safe",
-        ) from None
     log.info("decision_taken", case_id=case_id, decision=body.decision.value, by=staff.id)
     return ApprovalView.model_validate(approval.model_dump())
 
@@ -943,6 +971,17 @@ async def _temporal_error(_: Request, err: Exception) -> Response:
     return error_response(502, "temporal_error", f"Temporal refused the call ({err.status.name})")
 
 
+async def _case_not_answering(_: Request, err: Exception) -> Response:
+    assert isinstance(err, CaseNotAnswering)
+    log.warning("case_not_answering", case_id=err.case_id)
+    return error_response(
+        503,
+        "case_not_answering",
+        f"{err}: check the case before sending anything new; a retry with the same "
+        "Idempotency-Key (decisions) or event_id (events) cannot apply twice",
+    )
+
+
 async def _database_error(_: Request, err: Exception) -> Response:
     log.warning("database_unavailable", error=type(err).__name__)
     return error_response(503, "database_unavailable", "the database is not answering; retry")
@@ -950,6 +989,80 @@ async def _database_error(_: Request, err: Exception) -> Response:
 
 async def _timeout(_: Request, err: Exception) -> Response:
     return error_response(503, "timeout", "a dependency did not answer in time; retry")
+
+
+class BodyLimits:
+    """Every request body is read here before any route sees it: counted as it arrives and
+    refused at MAX_BODY_BYTES without reading on (a chunked upload has no Content-Length to
+    check first), and a JSON body nesting deeper than MAX_JSON_DEPTH is refused before a
+    parser recurses into it. Routes then read the bounded body as usual."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        too_large = error_response(
+            413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
+        )
+        declared = headers.get(b"content-length", b"").decode("latin-1")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        json_like = not media_type or media_type.endswith(b"json")
+        if body and json_like and json_depth(body) > MAX_JSON_DEPTH:
+            too_deep = error_response(
+                422, "json_too_deep", f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+            )
+            await too_deep(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later: the disconnect, when it comes
+
+        await self.app(scope, replay, send)
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in ``body``, brackets in strings aside
+    (a cheap scan: no parser recursion, whatever the input)."""
+    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", body))
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 class RequestLog:
@@ -1031,6 +1144,10 @@ def create_app(
             'decimal string ("750.00"). Errors are `{"error", "detail"}`.'
         ),
         lifespan=lifespan,
+        # /docs is served below from packaged assets (the default loads them from a CDN and
+        # is blank offline); ReDoc has no packaged build, so it is left out.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = Services(
         client=client,
@@ -1065,14 +1182,27 @@ def create_app(
         )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RPCError, _temporal_error)
+    app.add_exception_handler(CaseNotAnswering, _case_not_answering)
     for failure in (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError):
         app.add_exception_handler(failure, _database_error)
     app.add_exception_handler(TimeoutError, _timeout)
+    app.add_middleware(BodyLimits)
     app.add_middleware(RequestLog)
 
     def openapi() -> dict[str, Any]:

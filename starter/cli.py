@@ -1,7 +1,8 @@
 """``python -m starter``: start cases, decide approvals, look at cases, manage staff.
 
-Every command validates its input with the same models as the API and the workflows; bad
-input prints one line and exits with status 2, an unreachable service with status 3.
+Every command validates its input with the same models as the API and the workflows, and
+every failure prints one line (``error: ...``) and exits with the status listed in EXIT_CODES
+(the same answers as the HTTP API: not found, closed, not answering).
 
 Commands that act on a case (``decide``, ``event``) act as a configured identity, never as a
 name typed on the command line: the staff token in ``CASEWORK_TOKEN``, or one from the
@@ -22,25 +23,27 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 import migrations
-from activities.db import Approval, Database, OutboxEmail
+from activities.db import Approval, Database, Order, OutboxEmail
 from activities.staff import ROLES, StaffDirectory
 from settings import Settings, get_settings
 from starter import (
-    DEFAULT_ADDRESS,
     ActorNamed,
+    CaseNotAnswering,
     DecisionRefused,
     EventForbidden,
     EventRefused,
+    StartedCase,
     UnknownEvent,
+    case_exists,
     case_state,
     connect,
     decide,
@@ -48,12 +51,48 @@ from starter import (
     send_event,
     start_refund,
     start_return,
+    temporal_address,
 )
+from starter.demo import ORDER_STATUSES, OrderLineSpec, add_order
 from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest, StaffMember
+
+EXIT_CODES = {
+    0: "done",
+    2: "bad input, or refused by the case (limit, no decision pending, wrong RA...)",
+    3: "service unreachable (Temporal or the database)",
+    4: "no such case",
+    5: "the case is closed and takes no more messages",
+    6: "the case did not answer in time (no worker?); what was sent may still apply",
+}
 
 
 class UsageError(Exception):
     """Bad input: one line for the user, exit status 2."""
+
+
+class CaseNotFound(Exception):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"no case {case_id}")
+
+
+class CaseClosed(Exception):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id} is closed and takes no more messages")
+
+
+T = TypeVar("T")
+
+
+async def to_case(client: Client, case_id: str, call: Awaitable[T]) -> T:
+    """``call``'s answer; Temporal's NOT_FOUND told apart as the API does (closed, unknown)."""
+    try:
+        return await call
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        if await case_exists(client, case_id):
+            raise CaseClosed(case_id) from None
+        raise CaseNotFound(case_id) from None
 
 
 def _format_validation(err: ValidationError) -> str:
@@ -88,8 +127,14 @@ async def cmd_refund(args: argparse.Namespace, temporal: Connect) -> None:
         reason=args.reason,
         requested_by=args.requested_by,
     )
-    started = await start_refund(await temporal(), request)
-    print(f"{started.case_id}  started (run {started.run_id})")
+    print_started(await start_refund(await temporal(), request))
+
+
+def print_started(started: StartedCase) -> None:
+    if started.existing:
+        print(f"{started.case_id}  already exists (status {started.status})")
+    else:
+        print(f"{started.case_id}  started (run {started.run_id})")
 
 
 def _item(text: str) -> dict[str, object]:
@@ -114,8 +159,7 @@ async def cmd_return(args: argparse.Namespace, temporal: Connect) -> None:
             "requested_by": args.requested_by,
         }
     )
-    started = await start_return(await temporal(), request)
-    print(f"{started.case_id}  started (run {started.run_id})")
+    print_started(await start_return(await temporal(), request))
 
 
 def credentials_file(settings: Settings) -> Path:
@@ -180,20 +224,22 @@ async def cmd_decide(args: argparse.Namespace, temporal: Connect) -> None:
     if args.signal:
         if not args.code:
             raise UsageError("a decision by signal needs --code (from your approval email)")
-        await client.get_workflow_handle(args.case_id).signal(
-            "decision", decision.model_dump(mode="json")
+        handle = client.get_workflow_handle(args.case_id)
+        await to_case(
+            client, args.case_id, handle.signal("decision", decision.model_dump(mode="json"))
         )
         print(f"{args.case_id}  decision sent as a signal (see `status` for its effect)")
         return
     try:
-        approval = await decide(client, args.case_id, decision)
+        approval = await to_case(client, args.case_id, decide(client, args.case_id, decision))
     except DecisionRefused as refused:
         raise UsageError(f"refused: {refused.message}") from None
     print(f"{args.case_id}  {approval.status} by {approval.decided_by}")
 
 
 async def cmd_status(args: argparse.Namespace, temporal: Connect) -> None:
-    state = await case_state(await temporal(), args.case_id)
+    client = await temporal()
+    state = await to_case(client, args.case_id, case_state(client, args.case_id))
     print(state.model_dump_json(indent=2) if args.json else _describe(state))
 
 
@@ -228,7 +274,10 @@ async def cmd_event(args: argparse.Namespace, temporal: Connect) -> None:
     payload.setdefault("event_id", f"cli-{uuid.uuid4().hex[:12]}")
     sender = identity(get_settings(), args.sender)
     parse_event(args.type, payload, sender)  # refuse bad input before connecting
-    await send_event(await temporal(), args.case_id, args.type, payload, sender=sender)
+    client = await temporal()
+    await to_case(
+        client, args.case_id, send_event(client, args.case_id, args.type, payload, sender=sender)
+    )
     print(f"{args.case_id}  {args.type} sent")
 
 
@@ -291,6 +340,48 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> None:
         )
 
 
+def _order_line(text: str) -> OrderLineSpec:
+    """SKU=QUANTITY@UNIT_PRICE, e.g. BISON-RIBEYE=2@150.00."""
+    sku, _, rest = text.partition("=")
+    quantity, _, price = rest.partition("@")
+    try:
+        return OrderLineSpec(sku=sku, quantity=int(quantity), unit_price=Decimal(price))
+    except (ValueError, InvalidOperation):
+        raise argparse.ArgumentTypeError(f"not SKU=QUANTITY@PRICE: {text!r}") from None
+
+
+def cmd_orders_add(args: argparse.Namespace, settings: Settings) -> None:
+    if args.total is None and not args.lines:
+        raise UsageError("give --total or --line (or both)")
+    try:
+        total = add_order(
+            Database(settings.database_url),
+            order_id=args.order_id,
+            customer_id=args.customer,
+            total=args.total,
+            lines=args.lines or (),
+            status=args.status,
+            delivered_days_ago=args.delivered_days_ago,
+            payment_account=args.payment_account,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    when = f", delivered {args.delivered_days_ago} days ago" if args.status == "delivered" else ""
+    print(f"added {args.order_id} for {args.customer}: {total:.2f}{when or ', ' + args.status}")
+
+
+def cmd_orders_list(args: argparse.Namespace, settings: Settings) -> None:
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        orders = session.scalars(select(Order).order_by(Order.id)).all()
+    print(f"{'order':<12} {'customer':<10} {'status':<11} {'total':>10} {'refundable':>11}")
+    for order in orders:
+        print(
+            f"{order.id:<12} {order.customer_id:<10} {order.status:<11} {order.total:>10.2f} "
+            f"{order.total - order.refunded:>11.2f}"
+        )
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from starter.dev import run
 
@@ -301,7 +392,13 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m starter",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status:\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("refund", help="start a refund case")
@@ -377,6 +474,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", dest="ends", required=True, type=_instant)
     p.set_defaults(local=cmd_staff_delegate)
 
+    orders = sub.add_parser("orders", help="orders to try cases on (the local order system)")
+    orders_sub = orders.add_subparsers(dest="orders_command", required=True)
+    p = orders_sub.add_parser("add", help="add an order of an existing customer")
+    p.add_argument("order_id")
+    p.add_argument("--customer", required=True, help="e.g. C-100 (demo: C-100, C-200)")
+    p.add_argument("--total", type=_money, help="default: the sum of the lines")
+    p.add_argument(
+        "--line",
+        dest="lines",
+        action="append",
+        type=_order_line,
+        metavar="SKU=QUANTITY@PRICE",
+        help="an order line, e.g. BISON-RIBEYE=2@150.00 (repeat; returns need lines)",
+    )
+    p.add_argument("--status", choices=ORDER_STATUSES, default="delivered")
+    p.add_argument("--delivered-days-ago", type=int, default=3)
+    p.add_argument(
+        "--payment-account",
+        choices=("active", "closed"),
+        default="active",
+        help="closed: a refund to the original payment cannot go through",
+    )
+    p.set_defaults(local=cmd_orders_add)
+    orders_sub.add_parser("list", help="every order and what is left to refund").set_defaults(
+        local=cmd_orders_list
+    )
+
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True
     )
@@ -398,8 +522,10 @@ async def _connect() -> Client:
     try:
         return await connect()
     except RuntimeError as err:
-        address = os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS)
-        raise Unreachable(f"cannot reach Temporal at {address} (is `make run` running?)") from err
+        raise Unreachable(
+            f"cannot reach Temporal at {temporal_address()} (is `make run` running? it "
+            "listens on DEV_SERVER_PORT; a cluster is TEMPORAL_ADDRESS)"
+        ) from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,28 +536,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.local(args, settings)
         else:
             asyncio.run(args.run(args, _connect))
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+    except BrokenPipeError:
+        # The reader had enough (`outbox | head`): not an error. Later writes go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ValidationError as err:
-        print(f"error: {_format_validation(err)}", file=sys.stderr)
-        return 2
+        return _fail(2, _format_validation(err))
     except (UsageError, UnknownEvent, ActorNamed) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(2, str(err))
     except EventForbidden as err:
-        print(f"error: forbidden: {err}", file=sys.stderr)
-        return 2
+        return _fail(2, f"forbidden: {err}")
     except EventRefused as refused:
-        print(f"error: refused: {refused.message}", file=sys.stderr)
-        return 2
+        if refused.kind == "CaseClosed":
+            return _fail(5, str(CaseClosed(args.case_id)))
+        return _fail(2, f"refused: {refused.message}")
     except json.JSONDecodeError as err:
-        print(f"error: --data is not valid JSON ({err.msg})", file=sys.stderr)
-        return 2
+        return _fail(2, f"--data is not valid JSON ({err.msg})")
+    except CaseNotFound as err:
+        return _fail(4, str(err))
+    except CaseClosed as err:
+        return _fail(5, str(err))
+    except CaseNotAnswering as err:
+        return _fail(6, f"{err}; check `status` before sending anything again")
     except RPCError as err:
-        print(f"error: Temporal said: {err.message}", file=sys.stderr)
-        return 3
+        return _fail(3, f"Temporal said: {err.message}")
     except Unreachable as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+        return _fail(3, str(err))
     except (OperationalError, ConnectionError) as err:
-        print(f"error: service unavailable: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 3
+        return _fail(3, f"service unavailable: {str(err).splitlines()[0]}")
     return 0
+
+
+def _fail(status: int, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status

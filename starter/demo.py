@@ -2,20 +2,25 @@
 
 Seeded once (a database with staff already is left alone). Tokens are written to
 ``var/dev-tokens.json`` (readable by the owner only) so each ``make run`` can show them.
+More orders: ``python -m starter orders add`` (``add_order`` here, which the seed uses too).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
 from activities.db import Customer, Database, Order, OrderLine, Staff
 from activities.staff import StaffDirectory
+from workflows.models import Identifier, PositiveMoney, StaffMember
 
 STAFF = (
     ("agent-amy", "Amy Agent", "agent", "0"),
@@ -53,53 +58,31 @@ def seed_demo(db: Database, tokens_file: Path) -> dict[str, str]:
                 ),
             ]
         )
-        orders = (
-            ("ORD-1001", "C-100", "delivered", "1200.00", 5, "active"),
-            ("ORD-1002", "C-100", "shipped", "300.00", None, "active"),
-            ("ORD-1003", "C-200", "processing", "89.50", None, "active"),
-            ("ORD-2001", "C-200", "delivered", "900.00", 45, "closed"),
-        )
-        for order_id, customer, status, total, delivered_days_ago, account in orders:
-            delivered = (
-                now - timedelta(days=delivered_days_ago) if delivered_days_ago is not None else None
-            )
-            session.add(
-                Order(
-                    id=order_id,
-                    customer_id=customer,
-                    status=status,
-                    total=Decimal(total),
-                    refunded=Decimal("0"),
-                    placed_at=now - timedelta(days=60),
-                    delivered_at=delivered,
-                    payment_account=account,
-                )
-            )
-        session.flush()
-        session.add_all(
-            [
-                OrderLine(
-                    order_id="ORD-1001",
-                    sku="BISON-RIBEYE",
-                    description="Bison ribeye",
-                    quantity=4,
-                    unit_price=Decimal("150.00"),
-                ),
-                OrderLine(
-                    order_id="ORD-1001",
-                    sku="ELK-BURGER",
-                    description="Elk burgers",
-                    quantity=10,
-                    unit_price=Decimal("60.00"),
-                ),
-                OrderLine(
-                    order_id="ORD-2001",
-                    sku="WAGYU-STRIP",
-                    description="Wagyu strip",
-                    quantity=3,
-                    unit_price=Decimal("300.00"),
-                ),
-            ]
+    demo_lines = {
+        "ORD-1001": (
+            OrderLineSpec("BISON-RIBEYE", 4, Decimal("150.00"), "Bison ribeye"),
+            OrderLineSpec("ELK-BURGER", 10, Decimal("60.00"), "Elk burgers"),
+        ),
+        "ORD-2001": (OrderLineSpec("WAGYU-STRIP", 3, Decimal("300.00"), "Wagyu strip"),),
+    }
+    orders = (
+        ("ORD-1001", "C-100", "delivered", "1200.00", 5, "active"),
+        ("ORD-1002", "C-100", "shipped", "300.00", None, "active"),
+        ("ORD-1003", "C-200", "processing", "89.50", None, "active"),
+        ("ORD-2001", "C-200", "delivered", "900.00", 45, "closed"),
+    )
+    for order_id, customer, status, total, delivered_days_ago, account in orders:
+        add_order(
+            db,
+            order_id=order_id,
+            customer_id=customer,
+            total=Decimal(total),
+            lines=demo_lines.get(order_id, ()),
+            status=status,
+            delivered_days_ago=delivered_days_ago,
+            placed_days_ago=60,
+            payment_account=account,
+            now=now,
         )
     directory = StaffDirectory(db)
     tokens = {
@@ -116,6 +99,111 @@ def seed_demo(db: Database, tokens_file: Path) -> dict[str, str]:
     tokens_file.write_text(json.dumps(tokens, indent=2))
     os.chmod(tokens_file, 0o600)
     return tokens
+
+
+@dataclass(frozen=True)
+class OrderLineSpec:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    description: str = ""
+
+
+ORDER_STATUSES = ("processing", "shipped", "delivered")
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+_AMOUNT: TypeAdapter[Decimal] = TypeAdapter(PositiveMoney)
+
+
+def add_order(
+    db: Database,
+    *,
+    order_id: str,
+    customer_id: str,
+    total: Decimal | None = None,
+    lines: Sequence[OrderLineSpec] = (),
+    status: str = "delivered",
+    delivered_days_ago: int | None = 3,
+    placed_days_ago: int | None = None,
+    payment_account: str = "active",
+    now: datetime | None = None,
+) -> Decimal:
+    """Add an order of an existing customer; its total defaults to its lines' sum.
+
+    Raises ValueError with a sentence for the user (unknown customer, taken id...)."""
+    try:
+        _IDENTIFIER.validate_python(order_id)
+        for line in lines:
+            _IDENTIFIER.validate_python(line.sku)
+            _AMOUNT.validate_python(line.unit_price)
+        lines_total = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
+        total = _AMOUNT.validate_python(lines_total if total is None else total)
+    except ValidationError as err:
+        raise ValueError(err.errors()[0]["msg"]) from None
+    if any(line.quantity < 1 for line in lines):
+        raise ValueError("a line's quantity must be at least 1")
+    if total < lines_total:
+        raise ValueError(f"the total {total} is less than its lines ({lines_total})")
+    if status not in ORDER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(ORDER_STATUSES)}")
+    now = now or datetime.now(UTC)
+    delivered_at = None
+    if status == "delivered":
+        delivered_at = now - timedelta(days=delivered_days_ago or 0)
+    if placed_days_ago is None:
+        placed_days_ago = (delivered_days_ago or 0) + 4 if status == "delivered" else 1
+    with db.transaction() as session:
+        if session.get(Customer, customer_id) is None:
+            raise ValueError(f"no customer {customer_id}")
+        if session.get(Order, order_id) is not None:
+            raise ValueError(f"order {order_id} already exists")
+        session.add(
+            Order(
+                id=order_id,
+                customer_id=customer_id,
+                status=status,
+                total=total,
+                refunded=Decimal("0"),
+                placed_at=now - timedelta(days=placed_days_ago),
+                delivered_at=delivered_at,
+                payment_account=payment_account,
+            )
+        )
+        session.flush()
+        session.add_all(
+            OrderLine(
+                order_id=order_id,
+                sku=line.sku,
+                description=line.description or line.sku.replace("-", " ").capitalize(),
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for line in lines
+        )
+    return total
+
+
+# What each role may do, as the API and the cases check it (docs/api.md, Roles).
+ROLE_DUTIES = {
+    "agent": "reads cases, sends customer events",
+    "backend": "opens cases, sends customer events",
+    "warehouse": "receives and inspects returns",
+}
+
+
+def role_duties(role: str, approval_limit: Decimal, currency: str) -> str:
+    if role in ("supervisor", "manager"):
+        return f"decides approvals up to {approval_limit:.2f} {currency}"
+    return ROLE_DUTIES.get(role, "reads cases")
+
+
+def demo_staff(db: Database) -> list[StaffMember]:
+    """Everyone in the directory, by role and id, for the banner."""
+    with db.transaction() as session:
+        rows = session.scalars(select(Staff).order_by(Staff.role, Staff.id)).all()
+        return [
+            StaffMember(id=r.id, name=r.name, role=r.role, approval_limit=r.approval_limit)
+            for r in rows
+        ]
 
 
 def _read_tokens(tokens_file: Path) -> dict[str, str]:

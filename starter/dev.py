@@ -4,6 +4,12 @@ Starts the Temporal dev server (persisted in var/temporal.db, Web UI on :8233) u
 TEMPORAL_ADDRESS points at a cluster, registers the search attributes, migrates the
 database, seeds demo data once, then runs the worker and the HTTP API in the foreground.
 Ctrl-C stops everything cleanly; the next run finds open cases where they were.
+
+Every part dials the ports configured (DEV_SERVER_PORT, DEV_SERVER_UI_PORT, API_PORT), as does
+the CLI. The dev server runs in its own session, so a runner killed outright (SIGKILL, a
+closed terminal) leaves it behind: its pid is kept in VAR_DIR/temporal.pid, and the next run
+stops that orphan instead of silently talking to it. A port held by any other program is
+refused, naming it.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +32,12 @@ from temporalio.client import Client
 import migrations
 from activities.db import Database
 from settings import Settings
-from starter import connect, ensure_search_attributes
-from starter.demo import seed_demo
+from starter import connect, ensure_search_attributes, temporal_address
+from starter.demo import demo_staff, role_duties, seed_demo
 from starter.logconfig import configure_logging
 from worker import run_worker
 from workflows import visibility
+from workflows.models import StaffMember
 
 log = structlog.get_logger("starter.dev")
 
@@ -43,6 +52,13 @@ def _temporal_cli() -> str:
 
 def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    stop_orphan(settings)
+    for port, name in (
+        (settings.dev_server_port, "DEV_SERVER_PORT"),
+        (settings.dev_server_ui_port, "DEV_SERVER_UI_PORT"),
+        (settings.api_port, "API_PORT"),
+    ):
+        refuse_taken(port, name, "127.0.0.1" if name != "API_PORT" else settings.api_host)
     command = [
         _temporal_cli(), "server", "start-dev",
         "--db-filename", str(settings.var_dir / "temporal.db"),
@@ -56,35 +72,125 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
         command += ["--search-attribute", f"{key.name}={key._metadata_type}"]
     log_file = (settings.var_dir / "temporal.log").open("ab")
     # Own process group: Ctrl-C reaches us first, and we stop the server after the worker.
-    return subprocess.Popen(command, stdout=log_file, stderr=log_file, start_new_session=True)
+    server = subprocess.Popen(command, stdout=log_file, stderr=log_file, start_new_session=True)
+    _pid_file(settings).write_text(f"{server.pid}\n")
+    return server
 
 
-async def _connect_when_ready(attempts: int = 60) -> Client:
-    for _ in range(attempts):
+def stop_dev_server(settings: Settings, server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=15)
+    if server.poll() is None:
+        server.kill()
+        server.wait()
+    _pid_file(settings).unlink(missing_ok=True)
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.var_dir / "temporal.pid"
+
+
+def stop_orphan(settings: Settings) -> None:
+    """Stop the dev server an earlier, killed run left behind (found by its pid file)."""
+    pid_file = _pid_file(settings)
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return
+    if _is_our_dev_server(pid, settings):
+        log.warning("stopping_orphan_dev_server", pid=pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+        print(f"stopped the dev server an earlier run left behind (pid {pid})", flush=True)
+    pid_file.unlink(missing_ok=True)
+
+
+def _is_our_dev_server(pid: int, settings: Settings) -> bool:
+    """The pid is a `temporal server start-dev` on our database (pids get reused)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    database = str(settings.var_dir / "temporal.db").encode()
+    return b"start-dev" in argv and database in argv and _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def refuse_taken(port: int, setting: str, host: str = "127.0.0.1") -> None:
+    """Stop with a clear sentence when another program holds a port we are to serve on."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            return await connect()
+            probe.bind((host, port))
+        except OSError:
+            raise SystemExit(
+                f"port {port} ({setting}) is already in use by another program; stop it, or "
+                f"set {setting} to a free port"
+            ) from None
+
+
+async def _connect_when_ready(
+    address: str, settings: Settings, server: subprocess.Popen[bytes] | None, seconds: int = 30
+) -> Client:
+    log_hint = f"; see {settings.var_dir / 'temporal.log'}" if server is not None else ""
+    for _ in range(seconds * 2):
+        if server is not None and server.poll() is not None:
+            raise SystemExit(
+                f"the Temporal dev server exited ({server.returncode}) before answering at "
+                f"{address}{log_hint}"
+            )
+        try:
+            return await connect(address)
         except RuntimeError:
             await asyncio.sleep(0.5)
-    raise SystemExit("the Temporal dev server did not come up; see var/temporal.log")
+    raise SystemExit(f"Temporal did not answer at {address} within {seconds} s{log_hint}")
 
 
-def _print_banner(settings: Settings, tokens: dict[str, str], embedded: bool) -> None:
+def _print_banner(
+    settings: Settings, tokens: dict[str, str], staff: list[StaffMember], embedded: bool
+) -> None:
     lines = ["", "casework is running"]
     if embedded:
         lines.append(f"  Temporal Web UI  http://127.0.0.1:{settings.dev_server_ui_port}")
+        lines.append(f"  Temporal         127.0.0.1:{settings.dev_server_port} (the CLI finds it)")
     lines += [
         f"  HTTP API         http://{settings.api_host}:{settings.api_port}  (docs at /docs)",
         f"  Approvals page   http://{settings.api_host}:{settings.api_port}/approvals",
         f"  Database         {settings.database_url}",
     ]
     if tokens:
-        lines.append("  Dev tokens (Authorization: Bearer <token>):")
-        lines += [f"    {staff_id:<14} {token}" for staff_id, token in tokens.items()]
-    lines.append("  Ctrl-C stops everything.\n")
+        lines.append("  Demo staff: id, role, what they may do, API token (Authorization: Bearer):")
+        for member in staff:
+            if member.id in tokens:
+                may = role_duties(member.role, member.approval_limit, settings.currency)
+                lines.append(f"    {member.id:<14} {member.role:<11} {may:<36} {tokens[member.id]}")
+    currency = settings.currency
+    lines += [
+        "  Limits: approvers decide up to their own limit (above); an approver must authorize",
+        f"    refunds over {settings.refund_approval_above} {currency} (REFUND_APPROVAL_ABOVE)"
+        f" and returns past {settings.return_window.days} days (RETURN_WINDOW).",
+        "  Demo customers C-100, C-200 (VIP). Orders: `python -m starter orders list`; add more",
+        "    with `python -m starter orders add ORD-5001 --customer C-100 --line SKU=2@150.00`.",
+        "  Ctrl-C stops everything.\n",
+    ]
     print("\n".join(lines), flush=True)
 
 
-async def _serve_api(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+async def _serve_api(
+    client: Client, settings: Settings, stop: asyncio.Event, listening: asyncio.Event
+) -> None:
     import uvicorn
 
     from starter.api import create_app
@@ -103,11 +209,17 @@ async def _serve_api(client: Client, settings: Settings, stop: asyncio.Event) ->
             # Signals belong to the runner, which stops the worker and the API together.
             yield
 
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            listening.set()  # the banner waits for this: its addresses answer once printed
+
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
-    await stop.wait()
+    await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
     server.should_exit = True
     await task
+    if not server.started:  # uvicorn logs why (e.g. the port); the runner stops with it
+        stop.set()
 
 
 def _api_available() -> bool:
@@ -120,28 +232,33 @@ def _api_available() -> bool:
 
 async def run(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
+    # A configured Temporal (TEMPORAL_ADDRESS or a profile) is used as is; else our own.
     embedded = not os.environ.get("TEMPORAL_ADDRESS")
+    address = f"127.0.0.1:{settings.dev_server_port}" if embedded else temporal_address()
     server = start_dev_server(settings) if embedded else None
     try:
-        client = await _connect_when_ready()
+        client = await _connect_when_ready(address, settings, server)
         await ensure_search_attributes(client)
         migrations.upgrade(settings.database_url)
         tokens = seed_demo(Database(settings.database_url), settings.var_dir / "dev-tokens.json")
-        _print_banner(settings, tokens, embedded)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        services = [run_worker(client, settings, stop)]
+        listening = asyncio.Event()
+        services = [asyncio.create_task(run_worker(client, settings, stop))]
         if _api_available():
-            services.append(_serve_api(client, settings, stop))
+            services.append(asyncio.create_task(_serve_api(client, settings, stop, listening)))
+            await asyncio.wait(
+                [services[-1], asyncio.create_task(listening.wait())],
+                return_when="FIRST_COMPLETED",
+            )
+        if not (stop.is_set() or any(task.done() for task in services)):
+            staff = demo_staff(Database(settings.database_url))
+            _print_banner(settings, tokens, staff, embedded)
         await asyncio.gather(*services)
     finally:
         if server is not None:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=15)
-            if server.poll() is None:
-                server.kill()
+            stop_dev_server(settings, server)
         log.info("stopped")

@@ -1,0 +1,108 @@
+"""``make run`` (``python -m starter dev``) as a user runs it, on ports of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.devstack import DevStack, alive, port_open
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DevStack]:
+    """A runner on free ports, stopped (and its dev server with it) when the test ends."""
+    stack = DevStack.on_free_ports(tmp_path / "var")
+    yield stack
+    if stack.process is not None and stack.process.poll() is None:
+        stack.interrupt()
+    pid_file = stack.var_dir / "temporal.pid"
+    if pid_file.exists():  # a test that killed the runner leaves its server to us
+        pid = stack.dev_server_pid()
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(probe: object, seconds: float = 30) -> None:
+    assert callable(probe)
+    deadline = time.monotonic() + seconds
+    while not probe():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.2)
+
+
+async def test_make_run_on_other_ports_serves_everything_there(stack: DevStack) -> None:
+    await asyncio.to_thread(stack.start)
+    banner = stack.output()
+    assert f"http://127.0.0.1:{stack.ui_port}" in banner
+    # Who is who: each demo token with its role and what it may do, and the limits in force.
+    assert re.search(r"sup-sam +supervisor +decides approvals up to 1000.00 USD +cw_", banner)
+    assert re.search(r"warehouse-wes +warehouse +receives and inspects returns +cw_", banner)
+    assert "refunds over 500.00 USD (REFUND_APPROVAL_ABOVE)" in banner
+    async with httpx.AsyncClient(base_url=stack.api) as http:
+        ready = await http.get("/readyz")
+    assert ready.json()["checks"] == {"temporal": "ok", "database": "ok"}
+
+    # The second terminal: the CLI finds the dev server on DEV_SERVER_PORT, the worker runs it.
+    started = await asyncio.to_thread(
+        stack.run,
+        "python -m starter refund --order ORD-1002 --customer C-100 --amount 20.00 "
+        "--reason late --requested-by agent-amy --request-id port-1",
+    )
+    assert started.returncode == 0, started.stderr
+    status = ""
+    for _ in range(100):
+        status = (
+            await asyncio.to_thread(stack.run, "python -m starter status refund-port-1")
+        ).stdout
+        if "completed" in status.splitlines()[0]:
+            break
+        await asyncio.sleep(0.2)
+    assert status.splitlines()[0] == "refund-port-1  refund  completed"
+
+
+async def test_the_cli_names_the_address_it_tried(stack: DevStack) -> None:
+    result = await asyncio.to_thread(stack.run, "python -m starter status refund-x")
+    assert result.returncode == 3
+    assert f"cannot reach Temporal at 127.0.0.1:{stack.temporal_port}" in result.stderr
+
+
+async def test_a_dev_server_left_by_a_killed_runner_is_stopped_by_the_next_run(
+    stack: DevStack,
+) -> None:
+    await asyncio.to_thread(stack.start)
+    orphan = stack.dev_server_pid()
+    stack.kill()
+    assert alive(orphan) and port_open(stack.temporal_port)
+
+    await asyncio.to_thread(stack.start)
+    assert f"stopped the dev server an earlier run left behind (pid {orphan})" in stack.output()
+    assert not alive(orphan)
+    successor = stack.dev_server_pid()
+    assert successor != orphan and alive(successor)
+
+    assert stack.interrupt() == 0
+    assert not alive(successor)
+    assert not port_open(stack.temporal_port)
+    assert not (stack.var_dir / "temporal.pid").exists()
+
+
+async def test_a_port_held_by_another_program_is_refused_naming_it(stack: DevStack) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", stack.temporal_port))
+        squatter.listen()
+        process = stack.launch()
+        status = await asyncio.to_thread(process.wait, 60)
+    assert status != 0
+    assert (
+        f"port {stack.temporal_port} (DEV_SERVER_PORT) is already in use by another program"
+        in stack.output()
+    )
