@@ -151,12 +151,16 @@ async def test_status_of_an_unknown_case_exits_4_not_found(
 
 
 async def test_messages_to_an_unknown_case_exit_4(
-    env: WorkflowEnvironment, settings: Settings
+    env: WorkflowEnvironment, settings: Settings, shop: Shop
 ) -> None:
     decided = await cli(
-        "decide", "refund-nope", "approve", "--as", "mgr-mia", env=env, settings=settings
-    )
-    event = await cli("event", "refund-nope", "store_credit_chosen", env=env, settings=settings)
+        "decide", "refund-nope", "approve",
+        env=env, settings=settings, extra_env={"CASEWORK_TOKEN": shop.tokens["mgr-mia"]},
+    )  # fmt: skip
+    event = await cli(
+        "event", "refund-nope", "store_credit_chosen",
+        env=env, settings=settings, extra_env={"CASEWORK_TOKEN": shop.tokens["agent-amy"]},
+    )  # fmt: skip
     assert (decided.returncode, decided.stderr.strip()) == (4, "error: no case refund-nope")
     assert (event.returncode, event.stderr.strip()) == (4, "error: no case refund-nope")
 
@@ -168,9 +172,13 @@ async def test_messages_to_a_closed_case_exit_5_case_closed(
     await handle.result()
     closed = f"error: case {handle.id} is closed and takes no more messages"
     decided = await cli(
-        "decide", handle.id, "approve", "--as", "mgr-mia", env=env, settings=settings
-    )
-    event = await cli("event", handle.id, "store_credit_chosen", env=env, settings=settings)
+        "decide", handle.id, "approve",
+        env=env, settings=settings, extra_env={"CASEWORK_TOKEN": shop.tokens["mgr-mia"]},
+    )  # fmt: skip
+    event = await cli(
+        "event", handle.id, "store_credit_chosen",
+        env=env, settings=settings, extra_env={"CASEWORK_TOKEN": shop.tokens["agent-amy"]},
+    )  # fmt: skip
     assert (decided.returncode, decided.stderr.strip()) == (5, closed)
     assert (event.returncode, event.stderr.strip()) == (5, closed)
 
