@@ -7,13 +7,21 @@ STAMP := $(VENV)/.installed
 # The approvals page is specified in the system's Chromium (Playwright cannot download one).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck pytest bench worker clean
+.PHONY: run test lint typecheck pytest bench worker clean lock
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins (hash-checked), then the project itself.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve every dependency to the newest allowed by pyproject.toml; review the diff.
+lock: $(STAMP)
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes --upgrade --quiet -o requirements.lock
 
 run: $(STAMP)
 	$(PY) -m starter dev
