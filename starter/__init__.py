@@ -346,7 +346,7 @@ def parse_event(event_type: str, payload: dict[str, Any], sender: StaffMember) -
         )
     if event.actor in payload:
         raise ActorNamed(event.actor)
-    return event.model.model_validate({**payload, event.actor: sender.id})
+    return event.model.model_validate({**payload, event.actor: sender.id}, extra="forbid")
 
 
 async def send_event(

@@ -486,7 +486,7 @@ async def open_case(
 ) -> JSONResponse:
     """Validate, claim the idempotency key(s), start; 202 when new, 200 for a repeat."""
     try:
-        request = procedure.request.model_validate(payload)
+        request = procedure.request.model_validate(payload, extra="forbid")
     except ValidationError as err:
         raise invalid(err, prefix=prefix) from None
     request_id = str(request.model_dump()["request_id"])

@@ -276,6 +276,28 @@ async def test_missing_field_is_named(api: Api) -> None:
     assert response.json()["fields"] == [{"field": "order_id", "message": "Field required"}]
 
 
+async def test_a_start_with_a_field_the_api_does_not_know_is_422(api: Api, shop: Shop) -> None:
+    # History models tolerate unknown fields (for replay); the API boundary stays strict.
+    response = await api.call("POST", "/v1/refunds", json={**refund_body(), "amout": "5.00"})
+    assert response.status_code == 422
+    assert [f["field"] for f in response.json()["fields"]] == ["amout"]
+    assert api_requests(shop) == []
+
+
+async def test_a_return_item_with_a_field_the_api_does_not_know_is_422(api: Api) -> None:
+    body = {
+        "request_id": "strict-1",
+        "order_id": "ORD-1001",
+        "customer_id": "C-100",
+        "items": [{"sku": "BISON-RIBEYE", "quantity": 1, "colour": "red"}],
+        "reason": "wrong cut",
+        "requested_by": "agent-amy",
+    }
+    response = await api.call("POST", "/v1/returns", json=body)
+    assert response.status_code == 422
+    assert "items.0.colour" in [f["field"] for f in response.json()["fields"]]
+
+
 async def test_body_that_is_not_json_is_422(api: Api) -> None:
     response = await api.call(
         "POST",

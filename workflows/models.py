@@ -26,7 +26,14 @@ Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every model that travels through Temporal history.
+
+    Unknown fields are ignored, not refused: an open case replays its history under the code
+    of the day, so a field added by a newer worker or dropped since must not stop it. The
+    HTTP API and the CLI validate strictly (``model_validate(..., extra="forbid")``).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class CaseType(StrEnum):
