@@ -551,3 +551,29 @@ async def test_an_open_case_keeps_its_rules_when_the_settings_change(
             for case in session.scalars(select(Case).where(Case.id.in_([before.id, after.id])))
         }
     assert rules == {before.id: "500.00", after.id: "1000.00"}
+
+
+async def test_two_managers_deciding_at_the_same_instant_settle_it_once(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await awaiting_approval(client, handle)
+    approve = Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE, event_id="evt-a")
+    reject = Decision(approver_id="mgr-max", decision=DecisionKind.REJECT, event_id="evt-r")
+
+    answers = await asyncio.gather(
+        decide(client, handle.id, approve),
+        decide(client, handle.id, reject),
+        return_exceptions=True,
+    )
+    await handle.result()
+
+    accepted = [a for a in answers if isinstance(a, ApprovalState)]
+    refused = [a for a in answers if isinstance(a, DecisionRefused)]
+    assert (len(accepted), len(refused)) == (1, 1), answers
+    final = (await case_state(client, handle.id)).approval
+    assert final is not None and final.decided_by == accepted[0].decided_by
+    decided = audit(shop, handle.id, "approval_approved") + audit(
+        shop, handle.id, "approval_rejected"
+    )
+    assert [r.actor for r in decided] == [accepted[0].decided_by]

@@ -182,6 +182,8 @@ class CaseWorkflow:
             # The validator judged the snapshot; the directory as of now has the last word.
             refusal = await self.gate.confirm(decision, by_signal=False)
         if not self.gate.is_repeat(decision):  # else the same decision applied meanwhile
+            # Another decision (or the expiry) may have landed while the directory was asked.
+            refusal = refusal or self.gate.refusal(decision)
             if refusal:
                 raise ApplicationError(refusal.message, type=refusal.kind, non_retryable=True)
             self.gate.apply(decision, workflow.now())
@@ -215,6 +217,8 @@ class CaseWorkflow:
         refusal = self.gate.refusal(decision)
         if refusal is None and workflow.patched(VERIFIED_DECISIONS):
             refusal = await self.gate.confirm(decision, by_signal=True)
+            # Another decision (or the expiry) may have landed while the code was checked.
+            refusal = refusal or self.gate.refusal(decision)
         if refusal:
             await self.record(
                 "decision_ignored",
