@@ -19,10 +19,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.cases import CaseActivities
-from activities.db import Database
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
+from infra.db import Database
+from infra.logs import configure_logging
 from settings import Settings, get_settings
-from starter.logconfig import configure_logging
 from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
 
@@ -93,7 +93,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
 
 
 async def main() -> None:
-    from starter import connect
+    from infra.temporal import connect
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)

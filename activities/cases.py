@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db import Approval, AuditRecord, Case, Database
 from activities.decision_codes import DecisionCodes
 from activities.notifications import Email, TemplateError, queue, render
 from activities.orders import OrderInfo, OrderSystem
@@ -30,6 +29,7 @@ from activities.payments import (
 )
 from activities.returns import ReturnAuthorizations
 from activities.staff import StaffDirectory
+from infra.db import Approval, AuditRecord, Case, Database
 from settings import Settings
 from workflows import policy
 from workflows.models import (

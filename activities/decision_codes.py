@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from activities.db import Database, DecisionCode
+from infra.db import Database, DecisionCode
 
 # Crockford's base32: no I, L, O or U to misread when typed from an email.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

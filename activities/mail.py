@@ -30,7 +30,7 @@ from typing import Protocol
 import structlog
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
-from activities.db import Database, OutboxEmail
+from infra.db import Database, OutboxEmail
 from settings import Settings, SmtpSettings
 
 log = structlog.get_logger(__name__)

@@ -14,7 +14,7 @@ from string import Template
 
 from sqlalchemy.orm import Session
 
-from activities.db import OutboxEmail
+from infra.db import OutboxEmail
 
 
 class TemplateError(ValueError):

@@ -13,7 +13,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from activities.db import Customer, Database, Order, OrderLine
+from infra.db import Customer, Database, Order, OrderLine
 
 
 class OrderLineInfo(BaseModel):

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, ColumnElement, Result, literal, select, type_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from activities.db import Database, LedgerEntry, Order, RefundReservation
+from infra.db import Database, LedgerEntry, Order, RefundReservation
 from workflows.models import RefundInstruction, RefundMethod, RefundReceipt
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from activities.db import Database, ReturnAuthorization
+from infra.db import Database, ReturnAuthorization
 from workflows import policy
 from workflows.models import RaIssue, RaIssued, RaState, RaStatus
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, select
 
-from activities.db import Database, Delegation, Staff
+from infra.db import Database, Delegation, Staff
 from workflows.models import ApproverDirectory, StaffMember
 
 ROLES = ("agent", "backend", "warehouse", "supervisor", "manager")

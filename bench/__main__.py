@@ -28,9 +28,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 import migrations
-from activities.db import Customer, Database, Order
 from activities.staff import StaffDirectory
 from bench.baseline import BaselineWorkflow
+from infra.db import Customer, Database, Order
 from starter import DATA_CONVERTER, DecisionRefused, decide, start_refund
 from workflows import visibility
 from workflows.models import CaseStatus, Decision, DecisionKind, Outcome, RefundRequest

@@ -16,9 +16,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, noop
+from infra.logs import configure_logging
+from infra.temporal import DATA_CONVERTER
 from settings import Settings
-from starter import DATA_CONVERTER
-from starter.logconfig import configure_logging
 from worker import build_worker
 
 

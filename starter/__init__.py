@@ -16,8 +16,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -30,11 +28,10 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.temporal import DATA_CONVERTER, connect, register_search_attributes, temporal_address
 from settings import get_settings
 from workflows import visibility
 from workflows.models import (
@@ -53,7 +50,6 @@ from workflows.models import (
 from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
 
-DATA_CONVERTER = pydantic_data_converter
 # How long a caller waits for a case to take an update (a decision, a warehouse event). With
 # no worker polling, the server holds the update until one comes back: it may still apply.
 UPDATE_TIMEOUT = 15.0
@@ -84,24 +80,6 @@ __all__ = [
     "start_return",
     "temporal_address",
 ]
-
-
-def temporal_address() -> str:
-    """Where ``connect()`` dials: TEMPORAL_ADDRESS (or a profile's address) when configured,
-    else the embedded dev server of ``make run`` on DEV_SERVER_PORT."""
-    configured = ClientConfig.load_client_connect_config().get("target_host")
-    return configured or f"127.0.0.1:{get_settings().dev_server_port}"
-
-
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
-    """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile); without one, to
-    the dev server of ``make run`` (DEV_SERVER_PORT)."""
-    config = ClientConfig.load_client_connect_config()
-    config["target_host"] = address or temporal_address()
-    if namespace:
-        config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=DATA_CONVERTER)
 
 
 @dataclass(frozen=True)
@@ -376,16 +354,7 @@ async def choose_store_credit(client: Client, case_id: str, choice: StoreCreditC
 
 async def ensure_search_attributes(client: Client) -> None:
     """Register the case search attributes on the namespace; existing ones are kept."""
-    for key in visibility.ALL_KEYS:
-        request = AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)},
-        )
-        try:
-            await client.operator_service.add_search_attributes(request)
-        except RPCError as err:
-            if err.status is not RPCStatusCode.ALREADY_EXISTS:
-                raise
+    await register_search_attributes(client, visibility.ALL_KEYS)
 
 
 # ---- the warehouse's answers on a return (updates: the caller learns at once if refused) ----

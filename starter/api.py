@@ -61,8 +61,9 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 from temporalio.client import Client, WorkflowExecution, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.db import ApiRequest, Approval, AuditRecord, Case, Database, Delegation
 from activities.staff import StaffDirectory
+from infra.db import ApiRequest, Approval, AuditRecord, Case, Database, Delegation
+from infra.logs import configure_logging
 from settings import Settings, get_settings
 from starter import (
     ActorNamed,
@@ -96,7 +97,6 @@ from starter.api_models import (
     PendingApproval,
     StartedCaseView,
 )
-from starter.logconfig import configure_logging
 from workflows import visibility
 from workflows.models import (
     ApprovalStatus,

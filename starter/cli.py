@@ -32,8 +32,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 import migrations
-from activities.db import Approval, Database, Order, OutboxEmail
 from activities.staff import ROLES, StaffDirectory
+from infra.db import Approval, Database, Order, OutboxEmail
 from settings import Settings, get_settings
 from starter import (
     ActorNamed,

@@ -18,8 +18,8 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
-from activities.db import Customer, Database, Order, OrderLine, Staff
 from activities.staff import StaffDirectory
+from infra.db import Customer, Database, Order, OrderLine, Staff
 from workflows.models import Identifier, PositiveMoney, StaffMember
 
 STAFF = (

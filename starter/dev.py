@@ -30,11 +30,11 @@ import structlog
 from temporalio.client import Client
 
 import migrations
-from activities.db import Database
+from infra.db import Database
+from infra.logs import configure_logging
 from settings import Settings
 from starter import connect, ensure_search_attributes, temporal_address
 from starter.demo import demo_staff, role_duties, seed_demo
-from starter.logconfig import configure_logging
 from worker import run_worker
 from workflows import visibility
 from workflows.models import StaffMember

@@ -30,8 +30,8 @@ from temporalio.worker import Worker
 
 import migrations
 from activities.cases import CaseActivities
-from activities.db import Customer, Database, Order, OrderLine
 from activities.staff import StaffDirectory
+from infra.db import Customer, Database, Order, OrderLine
 from settings import Settings
 from starter import DATA_CONVERTER, StartedCase, ensure_search_attributes, start_refund
 from worker import build_activities, build_worker

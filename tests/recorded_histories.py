@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from starter import DATA_CONVERTER
+from infra.temporal import DATA_CONVERTER
 
 ROOT = Path(__file__).resolve().parent / "histories"
 

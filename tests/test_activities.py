@@ -20,9 +20,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.cases import CaseActivities
-from activities.db import LedgerEntry, Order, OutboxEmail, RefundReservation
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnavailable
+from infra.db import LedgerEntry, Order, OutboxEmail, RefundReservation
 from settings import Settings
 from starter import case_state
 from tests.conftest import Cases, Shop

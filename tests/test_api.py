@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import ApiRequest, LedgerEntry
+from infra.db import ApiRequest, LedgerEntry
 from settings import Settings
 from starter import DATA_CONVERTER
 from starter.api import Store, create_app

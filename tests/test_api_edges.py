@@ -22,8 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 import starter.api
-from activities.db import AuditRecord, Case
 from activities.staff import StaffDirectory
+from infra.db import AuditRecord, Case
 from settings import Settings
 from starter.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
 from tests.conftest import Cases, Shop

@@ -28,10 +28,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.cases import CaseActivities
-from activities.db import AuditRecord, Case, LedgerEntry, OutboxEmail
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentUnavailable
 from activities.staff import StaffDirectory
+from infra.db import AuditRecord, Case, LedgerEntry, OutboxEmail
 from settings import Settings
 from starter import DecisionRefused, case_state, choose_store_credit, decide
 from tests.conftest import Cases, Shop

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Locator, Page, ViewportSize, async_pla
 from sqlalchemy import select
 from temporalio.client import Client
 
-from activities.db import Approval
+from infra.db import Approval
 from settings import Settings
 from starter import case_state, decide
 from starter.api import create_app

@@ -26,8 +26,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.cases import CaseActivities
-from activities.db import AuditRecord, DecisionCode, Staff
 from activities.staff import StaffDirectory
+from infra.db import AuditRecord, DecisionCode, Staff
 from settings import Settings
 from starter import DecisionRefused, case_state, decide
 from starter.api import create_app
@@ -307,7 +307,7 @@ async def test_signal_decisions_can_be_turned_off(
 
 
 def _bodies_to(shop: Shop, staff_id: str) -> list[str]:
-    from activities.db import OutboxEmail
+    from infra.db import OutboxEmail
 
     with shop.db.transaction() as session:
         return list(

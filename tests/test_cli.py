@@ -16,9 +16,9 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Case, OutboxEmail, Staff
 from activities.orders import LocalOrderSystem
 from activities.staff import hash_token
+from infra.db import Case, OutboxEmail, Staff
 from settings import Settings
 from starter import case_state, start_refund
 from tests.conftest import Cases, Shop

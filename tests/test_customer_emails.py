@@ -16,7 +16,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.cases import CaseActivities
-from activities.db import AuditRecord, OutboxEmail
+from infra.db import AuditRecord, OutboxEmail
 from tests.conftest import Cases, Shop
 from tests.test_refund import outbox, refund
 from workflows.models import (

@@ -21,7 +21,9 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 import migrations
 from activities.cases import CaseActivities
-from activities.db import (
+from activities.payments import Held, RefundLedger
+from activities.staff import StaffDirectory, hash_token
+from infra.db import (
     AuditRecord,
     Base,
     Case,
@@ -32,8 +34,6 @@ from activities.db import (
     OutboxEmail,
     Staff,
 )
-from activities.payments import Held, RefundLedger
-from activities.staff import StaffDirectory, hash_token
 from tests.conftest import Shop
 from workflows.models import (
     AuditEntry,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Case, LedgerEntry, OutboxEmail
+from infra.db import Case, LedgerEntry, OutboxEmail
 from settings import Settings
 from starter import StartedCase, decide, start_refund
 from tests.conftest import Shop

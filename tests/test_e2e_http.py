@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter.api
 from activities.cases import CaseActivities
-from activities.db import LedgerEntry
+from infra.db import LedgerEntry
 from settings import Settings, get_settings
 from starter.api import create_app, create_production_app
 from tests.conftest import Shop

@@ -28,9 +28,9 @@ from temporalio.worker import Replayer, Worker
 
 from activities import notifications
 from activities.cases import CaseActivities
-from activities.db import AuditRecord, Case, LedgerEntry, OutboxEmail
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnavailable
+from infra.db import AuditRecord, Case, LedgerEntry, OutboxEmail
 from settings import Settings
 from starter import DATA_CONVERTER, start_refund, start_return
 from tests.conftest import Cases, Shop

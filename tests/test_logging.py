@@ -22,10 +22,10 @@ import structlog
 from temporalio.testing import WorkflowEnvironment
 
 import migrations
-from activities.db import Customer, Database, Order
+from infra.db import Customer, Database, Order
+from infra.logs import configure_logging, mask
 from settings import Settings
 from starter import DATA_CONVERTER, ensure_search_attributes, start_refund
-from starter.logconfig import configure_logging, mask
 from worker import build_activities, build_worker
 from workflows.models import RefundRequest
 

@@ -19,8 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from activities.db import Case, Database, OutboxEmail
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
+from infra.db import Case, Database, OutboxEmail
 from settings import Settings, SmtpSettings
 
 BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import AuditRecord, LedgerEntry, OutboxEmail
+from infra.db import AuditRecord, LedgerEntry, OutboxEmail
 from starter import DecisionRefused, case_state, choose_store_credit, decide, start_refund
 from tests.conftest import Cases, Shop
 from workflows.models import (

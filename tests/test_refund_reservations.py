@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.exceptions import ApplicationError
 
 from activities.cases import CaseActivities
-from activities.db import LedgerEntry, Order, RefundReservation
 from activities.payments import Held, RefundLedger
+from infra.db import LedgerEntry, Order, RefundReservation
 from tests.conftest import Shop
 from workflows.models import CaseOpening, CaseType, RefundInstruction, RefundMethod
 

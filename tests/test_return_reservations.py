@@ -16,7 +16,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Order, RefundReservation
+from infra.db import Order, RefundReservation
 from starter import case_state, decide, report_inspection
 from tests.conftest import Cases, Shop
 from tests.test_refund import ledger, outbox, refund, wait_for_status

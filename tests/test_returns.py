@@ -13,7 +13,7 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import AuditRecord, Order, ReturnAuthorization
+from infra.db import AuditRecord, Order, ReturnAuthorization
 from starter import (
     EventRefused,
     case_state,

@@ -1,0 +1,56 @@
+"""The Temporal connection every process shares: address, converter, search attributes.
+
+``DATA_CONVERTER`` is the one converter of every client and worker (pydantic v2 models,
+Decimal and datetime round-trip exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
+
+from settings import get_settings
+
+DATA_CONVERTER = pydantic_data_converter
+
+
+def temporal_address() -> str:
+    """Where ``connect()`` dials: TEMPORAL_ADDRESS (or a profile's address) when configured,
+    else the embedded dev server of ``make run`` on DEV_SERVER_PORT."""
+    configured = ClientConfig.load_client_connect_config().get("target_host")
+    return configured or f"127.0.0.1:{get_settings().dev_server_port}"
+
+
+async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+    """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile); without one, to
+    the dev server of ``make run`` (DEV_SERVER_PORT)."""
+    config = ClientConfig.load_client_connect_config()
+    config["target_host"] = address or temporal_address()
+    if namespace:
+        config["namespace"] = namespace
+    return await Client.connect(**config, data_converter=DATA_CONVERTER)
+
+
+async def register_search_attributes(
+    client: Client, keys: Iterable[SearchAttributeKey[Any]]
+) -> None:
+    """Register the case search attributes on the namespace; existing ones are kept."""
+    for key in keys:
+        request = AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)},
+        )
+        try:
+            await client.operator_service.add_search_attributes(request)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.ALREADY_EXISTS:
+                raise
