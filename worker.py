@@ -1,4 +1,4 @@
-"""The worker: every procedure and activity on one task queue.
+"""The worker: every registered procedure and every activity on one task queue.
 
 ``python worker.py`` runs it until SIGINT/SIGTERM, then finishes in-flight activities and
 stops. ``build_worker`` returns it un-started, for tests and embedding.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import signal
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -22,11 +21,10 @@ from activities.cases import CaseActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
 from infra.db import Database
 from infra.logs import configure_logging
+from registry import WORKFLOWS
 from settings import Settings, get_settings
-from workflows.refund import RefundWorkflow
-from workflows.returns import ReturnWorkflow
 
-WORKFLOWS: Sequence[type] = (RefundWorkflow, ReturnWorkflow)
+__all__ = ["WORKFLOWS", "build_activities", "build_worker", "run_worker"]
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -31,7 +31,9 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import registry
 from infra.temporal import DATA_CONVERTER, connect, register_search_attributes, temporal_address
+from registry import EVENTS, Event, Procedure
 from settings import get_settings
 from workflows import visibility
 from workflows.models import (
@@ -42,21 +44,21 @@ from workflows.models import (
     InspectionResult,
     PackageReceived,
     RaState,
+    RaStatus,
     RefundRequest,
     ReturnRequest,
+    ReturnState,
     StaffMember,
     StoreCreditChoice,
 )
-from workflows.refund import RefundWorkflow
-from workflows.returns import ReturnWorkflow
 
 # How long a caller waits for a case to take an update (a decision, a warehouse event). With
 # no worker polling, the server holds the update until one comes back: it may still apply.
 UPDATE_TIMEOUT = 15.0
 
 __all__ = [
-    "CASE_EVENTS",
     "DATA_CONVERTER",
+    "EVENTS",
     "ActorNamed",
     "CaseEvent",
     "CaseNotAnswering",
@@ -71,11 +73,14 @@ __all__ = [
     "choose_store_credit",
     "connect",
     "decide",
+    "deliver",
     "ensure_search_attributes",
     "parse_event",
+    "read_state",
     "receive_package",
     "report_inspection",
     "send_event",
+    "start_case",
     "start_refund",
     "start_return",
     "temporal_address",
@@ -145,59 +150,53 @@ def case_id_for(case_type: CaseType, request_id: str) -> str:
     return f"{case_type.value.replace('_', '-')}-{request_id}"
 
 
+async def start_case(
+    client: Client, request: BaseModel, *, task_queue: str | None = None
+) -> StartedCase:
+    """Open the case ``request`` asks for (its procedure is the registry's entry for the
+    request's type); the same ``request_id`` twice returns the first case."""
+    procedure: Procedure[Any] = registry.for_request(request)
+    # Every request names its request id (the registry checks), order and customer.
+    fields = dict(request)
+    amount = fields.get("amount")
+    return await _start(
+        client,
+        procedure,
+        request,
+        case_id=case_id_for(procedure.case_type, str(fields["request_id"])),
+        order_id=str(fields["order_id"]),
+        customer_id=str(fields["customer_id"]),
+        amount=amount if isinstance(amount, Decimal) else None,
+        task_queue=task_queue,
+    )
+
+
+# The procedures of the first release, typed for callers that know which one they open.
 async def start_refund(
     client: Client, request: RefundRequest, *, task_queue: str | None = None
 ) -> StartedCase:
-    """Open a refund case; the same ``request_id`` twice returns the first case."""
-    case_id = case_id_for(CaseType.REFUND, request.request_id)
-    return await _start(
-        client,
-        RefundWorkflow.run,
-        request,
-        case_id=case_id,
-        case_type=CaseType.REFUND,
-        order_id=request.order_id,
-        customer_id=request.customer_id,
-        amount=request.amount,
-        summary=f"Refund ${request.amount:,.2f} for order {request.order_id}",
-        task_queue=task_queue,
-    )
+    return await start_case(client, request, task_queue=task_queue)
 
 
 async def start_return(
     client: Client, request: ReturnRequest, *, task_queue: str | None = None
 ) -> StartedCase:
-    """Open a return case; the same ``request_id`` twice returns the first case."""
-    count = sum(item.quantity for item in request.items)
-    return await _start(
-        client,
-        ReturnWorkflow.run,
-        request,
-        case_id=case_id_for(CaseType.RETURN, request.request_id),
-        case_type=CaseType.RETURN,
-        order_id=request.order_id,
-        customer_id=request.customer_id,
-        amount=None,
-        summary=f"Return of {count} item{'s' if count != 1 else ''} for order {request.order_id}",
-        task_queue=task_queue,
-    )
+    return await start_case(client, request, task_queue=task_queue)
 
 
 async def _start(
     client: Client,
-    run: object,
-    request: object,
+    procedure: Procedure[Any],
+    request: BaseModel,
     *,
     case_id: str,
-    case_type: CaseType,
     order_id: str,
     customer_id: str,
     amount: Decimal | None,
-    summary: str,
     task_queue: str | None,
 ) -> StartedCase:
     attributes: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(visibility.CASE_TYPE, case_type.value),
+        SearchAttributePair(visibility.CASE_TYPE, procedure.case_type.value),
         SearchAttributePair(visibility.CASE_STATUS, "received"),
         SearchAttributePair(visibility.ORDER_ID, order_id),
         SearchAttributePair(visibility.CUSTOMER_ID, customer_id),
@@ -206,7 +205,7 @@ async def _start(
         attributes.append(SearchAttributePair(visibility.AMOUNT, float(amount)))
     try:
         handle: WorkflowHandle[object, object] = await client.start_workflow(
-            run,  # type: ignore[call-overload]
+            procedure.workflow.run,  # type: ignore[attr-defined]
             request,
             id=case_id,
             task_queue=task_queue or get_settings().task_queue,
@@ -215,7 +214,7 @@ async def _start(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(attributes),
-            static_summary=summary,
+            static_summary=procedure.summary(request),
         )
         return StartedCase(case_id, case_id, handle.result_run_id, handle)
     except WorkflowAlreadyStartedError as err:
@@ -227,11 +226,41 @@ async def _start(
         )
 
 
-async def case_state(client: Client, case_id: str) -> CaseState:
-    state: CaseState = await client.get_workflow_handle(case_id).query(
-        "state", result_type=CaseState
+S = TypeVar("S", bound=CaseState)
+
+
+@overload
+async def case_state(
+    client: Client, case_id: str, *, rpc_timeout: timedelta | None = None
+) -> CaseState: ...
+@overload
+async def case_state(
+    client: Client, case_id: str, model: type[S], *, rpc_timeout: timedelta | None = None
+) -> S: ...
+async def case_state(
+    client: Client,
+    case_id: str,
+    model: type[CaseState] = CaseState,
+    *,
+    rpc_timeout: timedelta | None = None,
+) -> CaseState:
+    """The case as its workflow holds it, as its procedure's state model (``ReturnState``
+    for a return). Pass ``model`` to get that type checked: TypeError for another's case."""
+    raw: Any = await client.get_workflow_handle(case_id).query(
+        "state", result_type=None, rpc_timeout=rpc_timeout
     )
+    state = read_state(raw)
+    if not isinstance(state, model):
+        raise TypeError(f"{case_id} is a {state.type} case, not a {model.__name__}")
     return state
+
+
+def read_state(raw: Any) -> CaseState:
+    """A ``state`` answer (JSON) as the state model of its case's procedure."""
+    if isinstance(raw, CaseState):
+        return raw
+    case_type = str(raw.get("type", "")) if isinstance(raw, dict) else ""
+    return registry.state_model(case_type).model_validate(raw)
 
 
 async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalState:
@@ -250,46 +279,6 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
         if isinstance(cause, ApplicationError) and cause.type:
             raise DecisionRefused(cause.type, cause.message) from err
         raise
-
-
-@dataclass(frozen=True)
-class CaseEvent:
-    """An event a running case waits for: its signal, its payload model, and, when the
-    sender needs an answer (e.g. a wrong RA number), the update that refuses or accepts it.
-
-    ``roles`` may send it; ``actor`` is the payload field the entry point fills with the
-    authenticated sender (a body may not name it). A relaying service names the person it
-    acts for in ``on_behalf_of``, which the case records as such, never as the actor.
-    """
-
-    signal: str
-    model: type[BaseModel]
-    update: str | None = None
-    roles: tuple[str, ...] = ()
-    actor: str = ""
-
-
-# By the name callers use, with who may send each. Procedures add theirs here; the HTTP API
-# and the CLI accept exactly these, from exactly these roles (docs/api.md, "Roles").
-CASE_EVENTS: dict[str, CaseEvent] = {
-    "store_credit_chosen": CaseEvent(
-        "choose_store_credit", StoreCreditChoice, roles=("agent", "backend"), actor="chosen_by"
-    ),
-    "package_received": CaseEvent(
-        "package_received",
-        PackageReceived,
-        "receive_package",
-        roles=("warehouse",),
-        actor="received_by",
-    ),
-    "inspection_completed": CaseEvent(
-        "inspection_completed",
-        InspectionResult,
-        "complete_inspection",
-        roles=("warehouse",),
-        actor="inspected_by",
-    ),
-}
 
 
 class UnknownEvent(ValueError):
@@ -314,10 +303,10 @@ class ActorNamed(ValueError):
 def parse_event(event_type: str, payload: dict[str, Any], sender: StaffMember) -> BaseModel:
     """Validate an event for a case, sent by ``sender``: UnknownEvent, EventForbidden,
     ActorNamed, or ValidationError naming the bad field."""
-    if event_type not in CASE_EVENTS:
-        known = ", ".join(sorted(CASE_EVENTS))
+    if event_type not in EVENTS:
+        known = ", ".join(sorted(EVENTS))
         raise UnknownEvent(f"unknown event type {event_type!r} (known: {known})")
-    event = CASE_EVENTS[event_type]
+    event = EVENTS[event_type]
     if sender.role not in event.roles:
         raise EventForbidden(
             f"role {sender.role!r} may not send {event_type} (only {', '.join(event.roles)})"
@@ -341,15 +330,20 @@ async def send_event(
     case's reason. The others are signals, recorded (or recorded as ignored) by the case.
     """
     message = parse_event(event_type, payload, sender)
-    event = CASE_EVENTS[event_type]
+    await deliver(client, case_id, EVENTS[event_type], message)
+
+
+async def deliver(client: Client, case_id: str, event: Event, message: BaseModel) -> Any:
+    """Send a validated ``message`` as ``event``: by its update (the case's answer, or
+    EventRefused), else by its signal (no answer: the case records or ignores it)."""
     if event.update is not None:
-        await _event_update(client, case_id, event.update, message, object)
-    else:
-        await client.get_workflow_handle(case_id).signal(event.signal, message)
+        return await _event_update(client, case_id, event.update, message, event.result)
+    await client.get_workflow_handle(case_id).signal(event.signal, message)
+    return None
 
 
 async def choose_store_credit(client: Client, case_id: str, choice: StoreCreditChoice) -> None:
-    await client.get_workflow_handle(case_id).signal("choose_store_credit", choice)
+    await deliver(client, case_id, registry.STORE_CREDIT_CHOSEN, choice)
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -372,15 +366,13 @@ class EventRefused(Exception):
 
 async def receive_package(client: Client, case_id: str, received: PackageReceived) -> RaState:
     """Tell a return case its package arrived; the answer is its RA, or EventRefused."""
-    ra: RaState = await _event_update(client, case_id, "receive_package", received, RaState)
+    ra: RaState = await deliver(client, case_id, registry.PACKAGE_RECEIVED, received)
     return ra
 
 
-async def report_inspection(client: Client, case_id: str, result: InspectionResult) -> CaseState:
+async def report_inspection(client: Client, case_id: str, result: InspectionResult) -> ReturnState:
     """Report the inspection of a return's items; the answer is the case, or EventRefused."""
-    state: CaseState = await _event_update(
-        client, case_id, "complete_inspection", result, CaseState
-    )
+    state: ReturnState = await deliver(client, case_id, registry.INSPECTION_COMPLETED, result)
     return state
 
 
@@ -389,7 +381,7 @@ async def _event_update(
     case_id: str,
     update: str,
     message: BaseModel,
-    result_type: type[Any],
+    result_type: type[Any] | None,
 ) -> Any:
     handle = client.get_workflow_handle(case_id)
     try:
@@ -412,11 +404,12 @@ async def _event_update(
             raise
         # A closed case takes no updates; say why in the case's own words.
         state = await case_state(client, case_id)
-        ra_number = state.extra.get("ra_number")
-        if state.extra.get("ra_status") == "expired" and isinstance(message, PackageReceived):
+        expired = isinstance(state, ReturnState) and state.ra_status is RaStatus.EXPIRED
+        if expired and isinstance(message, PackageReceived):
+            assert isinstance(state, ReturnState) and state.ra_expires_at is not None
             raise EventRefused(
                 "RaExpired",
-                f"{ra_number} expired on {state.extra['ra_expires_at'][:10]} and can no "
+                f"{state.ra_number} expired on {state.ra_expires_at:%Y-%m-%d} and can no "
                 "longer be received",
             ) from err
         raise EventRefused("CaseClosed", f"case {case_id} is closed ({state.status})") from err

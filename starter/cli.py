@@ -22,10 +22,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from temporalio.client import Client
@@ -34,6 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 import migrations
 from activities.staff import ROLES, StaffDirectory
 from infra.db import Approval, Database, Order, OutboxEmail
+from registry import EVENTS, PROCEDURES, Procedure
 from settings import Settings, get_settings
 from starter import (
     ActorNamed,
@@ -49,12 +53,11 @@ from starter import (
     decide,
     parse_event,
     send_event,
-    start_refund,
-    start_return,
+    start_case,
     temporal_address,
 )
 from starter.demo import ORDER_STATUSES, OrderLineSpec, add_order
-from workflows.models import CaseState, Decision, RefundRequest, ReturnRequest, StaffMember
+from workflows.models import CaseState, Decision, StaffMember
 
 EXIT_CODES = {
     0: "done",
@@ -118,16 +121,16 @@ def _instant(text: str) -> datetime:
 # ---- commands ------------------------------------------------------------------------------
 
 
-async def cmd_refund(args: argparse.Namespace, temporal: Connect) -> None:
-    request = RefundRequest(
-        request_id=args.request_id or f"cli-{uuid.uuid4().hex[:12]}",
-        order_id=args.order,
-        customer_id=args.customer,
-        amount=args.amount,
-        reason=args.reason,
-        requested_by=args.requested_by,
-    )
-    print_started(await start_refund(await temporal(), request))
+async def cmd_start(procedure: Procedure[Any], args: argparse.Namespace, temporal: Connect) -> None:
+    """Open a case of ``procedure`` from its command's options (one per request field)."""
+    fields = {
+        name: getattr(args, name)
+        for name in procedure.request.model_fields
+        if getattr(args, name, None) is not None
+    }
+    fields["request_id"] = args.request_id or f"cli-{uuid.uuid4().hex[:12]}"
+    request = procedure.request.model_validate(fields, extra="forbid")
+    print_started(await start_case(await temporal(), request))
 
 
 def print_started(started: StartedCase) -> None:
@@ -135,31 +138,6 @@ def print_started(started: StartedCase) -> None:
         print(f"{started.case_id}  already exists (status {started.status})")
     else:
         print(f"{started.case_id}  started (run {started.run_id})")
-
-
-def _item(text: str) -> dict[str, object]:
-    """SKU=QUANTITY, or a bare SKU for one of it."""
-    sku, equals, quantity = text.partition("=")
-    if not equals:
-        return {"sku": text, "quantity": 1}
-    try:
-        return {"sku": sku, "quantity": int(quantity)}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not SKU=QUANTITY: {text!r}") from None
-
-
-async def cmd_return(args: argparse.Namespace, temporal: Connect) -> None:
-    request = ReturnRequest.model_validate(
-        {
-            "request_id": args.request_id or f"cli-{uuid.uuid4().hex[:12]}",
-            "order_id": args.order,
-            "customer_id": args.customer,
-            "items": args.items,
-            "reason": args.reason,
-            "requested_by": args.requested_by,
-        }
-    )
-    print_started(await start_return(await temporal(), request))
 
 
 def credentials_file(settings: Settings) -> Path:
@@ -250,8 +228,9 @@ def _describe(state: CaseState) -> str:
         f"  step:     {state.step}",
         f"  order:    {state.order_id}   customer: {state.customer_id}   amount: {amount}",
     ]
-    if state.extra:
-        lines.append("  " + "   ".join(f"{key}: {value}" for key, value in state.extra.items()))
+    details = _details(state)
+    if details:
+        lines.append("  " + "   ".join(f"{key}: {value}" for key, value in details.items()))
     if state.approval:
         a = state.approval
         lines.append(
@@ -265,6 +244,27 @@ def _describe(state: CaseState) -> str:
     lines.append("  timeline:")
     lines += [f"    {t.at:%Y-%m-%d %H:%M:%S}Z  {t.event:<28} {t.actor}" for t in state.timeline]
     return "\n".join(lines)
+
+
+def _details(state: CaseState) -> dict[str, str]:
+    """The fields a procedure's state adds to every case's (a return's RA...), as text."""
+    return {
+        name: _text(value)
+        for name, value in state
+        if name not in CaseState.model_fields and value not in (None, (), "")
+    }
+
+
+def _text(value: object) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return ", ".join(_text(item) for item in value)
+    if isinstance(value, BaseModel):
+        return " ".join(f"{k}={_text(v)}" for k, v in value)
+    return str(value)
 
 
 async def cmd_event(args: argparse.Namespace, temporal: Connect) -> None:
@@ -401,31 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("refund", help="start a refund case")
-    p.add_argument("--order", required=True)
-    p.add_argument("--customer", required=True)
-    p.add_argument("--amount", required=True, type=_money)
-    p.add_argument("--reason", required=True)
-    p.add_argument("--requested-by", required=True, help="staff id of the requester")
-    p.add_argument("--request-id", help="idempotency key (default: a new one)")
-    p.set_defaults(run=cmd_refund)
-
-    p = sub.add_parser("return", help="start a return case (an RA number is issued)")
-    p.add_argument("--order", required=True)
-    p.add_argument("--customer", required=True)
-    p.add_argument(
-        "--item",
-        dest="items",
-        required=True,
-        action="append",
-        type=_item,
-        metavar="SKU=QUANTITY",
-        help="an item to return (repeat for each sku)",
-    )
-    p.add_argument("--reason", required=True)
-    p.add_argument("--requested-by", required=True, help="staff id of the requester")
-    p.add_argument("--request-id", help="idempotency key (default: a new one)")
-    p.set_defaults(run=cmd_return)
+    for procedure in PROCEDURES:
+        add_start_command(sub, procedure)
 
     p = sub.add_parser("decide", help="approve or reject a pending approval")
     p.add_argument("case_id")
@@ -443,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("event", help="send an event a case waits for")
     p.add_argument("case_id")
-    p.add_argument("type", help="e.g. store_credit_chosen")
+    p.add_argument("type", help=f"one of {', '.join(sorted(EVENTS))}")
     p.add_argument("--data", help="JSON object with the event's fields")
     p.add_argument("--as", dest="sender", help="which entry of the credentials file to act as")
     p.set_defaults(run=cmd_event)
@@ -508,6 +485,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("dev", help="run everything locally (make run)").set_defaults(local=cmd_dev)
     return parser
+
+
+# Help for request fields every procedure shares; a procedure's own come from registry.cli.
+FIELD_HELP = {
+    "requested_by": "staff id of the requester",
+    "order_id": "the order (e.g. ORD-1001)",
+    "customer_id": "the customer (e.g. C-100)",
+}
+FIELD_TYPES: dict[object, Callable[[str], object]] = {Decimal: _money, int: int}
+
+
+def add_start_command(sub: Any, procedure: Procedure[Any]) -> None:
+    """``python -m starter <case type>``: one option per field of the procedure's request
+    (``--order`` or ``--order-id`` for ``order_id``; a list field repeats, ``--item``)."""
+    p = sub.add_parser(procedure.command, help=procedure.title)
+    for name, field in procedure.request.model_fields.items():
+        if name != "request_id":
+            _add_field(p, procedure, name, field)
+    p.add_argument("--request-id", help="idempotency key (default: a new one)")
+    p.set_defaults(run=partial(cmd_start, procedure))
+
+
+def _add_field(
+    parser: argparse.ArgumentParser, procedure: Procedure[Any], name: str, field: FieldInfo
+) -> None:
+    flag = name.replace("_", "-")
+    repeated = get_origin(field.annotation) in (tuple, list)
+    short = flag.removesuffix("-id") if name.endswith("_id") else flag.removesuffix("s")
+    flags = [f"--{short}", f"--{flag}"] if short != flag else [f"--{flag}"]
+    options: dict[str, Any] = {"dest": name, "required": field.is_required()}
+    options["metavar"] = short.upper().replace("-", "_")
+    if repeated:
+        options["action"] = "append"
+    custom = procedure.cli.get(name)
+    if custom is not None:
+        options |= {"type": custom.parse, "metavar": custom.metavar, "help": custom.help}
+    else:
+        if field.annotation in FIELD_TYPES:
+            options["type"] = FIELD_TYPES[field.annotation]
+        if name in FIELD_HELP:
+            options["help"] = FIELD_HELP[name]
+    parser.add_argument(*flags, **options)
 
 
 Connect = Callable[[], Awaitable[Client]]

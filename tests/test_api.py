@@ -22,6 +22,7 @@ from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from infra.db import ApiRequest, LedgerEntry
+from registry import PROCEDURES
 from settings import Settings
 from starter import DATA_CONVERTER
 from starter.api import Store, create_app
@@ -63,7 +64,7 @@ class Api:
 
     def _track(self, method: str, path: str, response: httpx.Response) -> None:
         """Every case the API opened must be terminated when the test ends."""
-        opens_cases = path in ("/v1/refunds", "/v1/events")
+        opens_cases = path in {"/v1/events", *(f"/v1/{p.path}" for p in PROCEDURES)}
         if method == "POST" and opens_cases and response.status_code in (200, 202):
             case_id = response.json()["case_id"]
             if self.cases is not None and case_id not in self.opened:

@@ -24,6 +24,7 @@ import starter
 import starter.api
 from activities.staff import StaffDirectory
 from infra.db import AuditRecord, Case
+from registry import PROCEDURES
 from settings import Settings
 from starter.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
 from tests.conftest import Cases, Shop
@@ -177,8 +178,7 @@ def nested(depth: int) -> str:
 
 
 JSON_ROUTES = [
-    ("/v1/refunds", {"Content-Type": "application/json"}),
-    ("/v1/returns", {"Content-Type": "application/json"}),
+    *((f"/v1/{p.path}", {"Content-Type": "application/json"}) for p in PROCEDURES),
     ("/v1/events", CLOUDEVENTS_JSON),
     ("/v1/cases/refund-x/decision", {"Content-Type": "application/json"}),
     ("/v1/cases/refund-x/events", {"Content-Type": "application/json"}),

@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-import starter.api
+import starter.api.app
 from activities.cases import CaseActivities
 from infra.db import LedgerEntry
 from settings import Settings, get_settings
@@ -147,7 +147,7 @@ async def test_production_app_connects_to_temporal_when_it_starts(
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
     monkeypatch.setenv("DATABASE_URL", database_url)
     # Logging is the test runner's; the factory would otherwise take over the root logger.
-    monkeypatch.setattr(starter.api, "configure_logging", lambda *_: None)
+    monkeypatch.setattr(starter.api.app, "configure_logging", lambda *_: None)
     get_settings.cache_clear()
     try:
         async with (

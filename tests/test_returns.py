@@ -36,6 +36,7 @@ from workflows.models import (
     PackageReceived,
     RaStatus,
     ReturnRequest,
+    ReturnState,
     StaffMember,
     StoreCreditChoice,
 )
@@ -85,7 +86,8 @@ async def start(cases: Cases, request: ReturnRequest) -> WorkflowHandle[Any, Any
 async def awaiting_return(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
     """The RA number, once the case waits for the package."""
     state = await wait_for_status(client, handle.id, CaseStatus.AWAITING_RETURN)
-    return state.extra["ra_number"]
+    assert isinstance(state, ReturnState) and state.ra_number is not None
+    return state.ra_number
 
 
 def ra_rows(shop: Shop) -> list[ReturnAuthorization]:
@@ -208,9 +210,9 @@ async def test_ra_expires_at_day_30_and_can_no_longer_be_received(
     await handle.result()  # time skips through the reminder to the expiry
 
     assert await env.get_current_time() - started >= timedelta(days=30)
-    state = await case_state(client, handle.id)
+    state = await case_state(client, handle.id, ReturnState)
     assert state.status is CaseStatus.EXPIRED
-    assert state.extra["ra_status"] == "expired"
+    assert state.ra_status is RaStatus.EXPIRED
     [row] = ra_rows(shop)
     assert row.status == "expired" and row.received_at is None
     assert len(outbox(shop, "return_reminder")) == 1
@@ -460,6 +462,6 @@ async def test_return_inside_the_window_needs_no_manager(
 ) -> None:
     handle = await start(cases, return_of(await delivered_order(env, shop, days_ago=29)))
     await awaiting_return(client, handle)
-    state = await case_state(client, handle.id)
+    state = await case_state(client, handle.id, ReturnState)
     assert state.approval is None
-    assert re.fullmatch(r"RA-\d{4}-\d{6}", state.extra["ra_number"])
+    assert re.fullmatch(r"RA-\d{4}-\d{6}", state.ra_number or "")

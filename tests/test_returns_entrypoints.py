@@ -18,7 +18,7 @@ from tests.conftest import Cases, Shop
 from tests.test_cli import cli
 from tests.test_refund import ledger, wait_for_status
 from tests.test_returns import delivered_order
-from workflows.models import CaseState, CaseStatus
+from workflows.models import CaseStatus, ReturnState
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ async def test_return_driven_from_the_command_line(
     handle = client.get_workflow_handle(case_id)
     cases.handles.append(handle)
     state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+    assert isinstance(state, ReturnState)
 
     wrong = json.dumps({"ra_number": "RA-1999-000001"})
     refused = await cli(
@@ -56,9 +57,9 @@ async def test_return_driven_from_the_command_line(
     assert refused.returncode == 2
     assert "refused: RA-1999-000001 is not this case's RA" in refused.stderr
     status = await cli("status", case_id, env=env, settings=settings)
-    assert f"ra_number: {state.extra['ra_number']}" in status.stdout
+    assert f"ra_number: {state.ra_number}" in status.stdout
 
-    scanned = json.dumps({"ra_number": state.extra["ra_number"]})
+    scanned = json.dumps({"ra_number": state.ra_number})
     received = await cli(
         "event", case_id, "package_received", "--data", scanned, env=env, settings=settings,
         extra_env=as_wes,
@@ -89,7 +90,7 @@ async def test_return_item_that_is_not_sku_equals_quantity_is_refused(
 
 async def open_return_over_http(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop, http: httpx.AsyncClient
-) -> tuple[str, CaseState]:
+) -> tuple[str, ReturnState]:
     """POST /v1/returns as the backend; the case id once it waits for the package."""
     body = {
         "request_id": f"req-{uuid.uuid4().hex[:10]}",
@@ -104,7 +105,9 @@ async def open_return_over_http(
     case_id = str(response.json()["case_id"])
     assert case_id == f"return-{body['request_id']}"
     cases.handles.append(client.get_workflow_handle(case_id))
-    return case_id, await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+    state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
+    assert isinstance(state, ReturnState)
+    return case_id, state
 
 
 def as_backend(shop: Shop) -> dict[str, str]:
@@ -126,7 +129,7 @@ async def test_return_opened_over_http(
     event = {
         "type": "package_received",
         "event_id": "scan-1",
-        "ra_number": state.extra["ra_number"],
+        "ra_number": state.ra_number,
     }
     sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=as_warehouse(shop))
     assert sent.status_code == 202, sent.text

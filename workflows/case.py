@@ -106,6 +106,8 @@ class CaseWorkflow:
     """Base of every procedure. Subclasses set ``case_type`` and define ``run``."""
 
     case_type: ClassVar[CaseType]
+    # What the ``state`` query answers; a procedure with fields of its own subclasses it.
+    state_model: ClassVar[type[CaseState]] = CaseState
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Temporal requires @workflow.run on the registered class itself, so the base cannot
@@ -150,7 +152,7 @@ class CaseWorkflow:
     @workflow.query(name="state")
     def state(self) -> CaseState:
         """The case as a caller sees it: status, step, approval, outcome and timeline."""
-        return CaseState(
+        return self.state_model(
             case_id=self.case_id,
             type=self.case_type,
             status=self._status,
@@ -166,7 +168,7 @@ class CaseWorkflow:
         )
 
     def extra_state(self) -> dict[str, Any]:
-        """Procedure-specific fields of ``CaseState``."""
+        """The fields ``state_model`` adds to ``CaseState``."""
         return {}
 
     # ---- approval messages (the gate holds the rules) -------------------------------------

@@ -350,7 +350,6 @@ class CaseState(Model):
     approval: ApprovalState | None = None
     outcome: Outcome | None = None
     timeline: tuple[TimelineEntry, ...] = ()
-    extra: dict[str, str] = {}
 
 
 AuditEntry.model_rebuild()
@@ -430,6 +429,16 @@ class RaState(Model):
     issued_at: datetime
     expires_at: datetime
     received_at: datetime | None = None
+
+
+class ReturnState(CaseState):
+    """A return case: its items and, once issued, its return authorization (RA)."""
+
+    items: tuple[ReturnItem, ...] = ()
+    ra_number: str | None = None
+    ra_status: RaStatus | None = None
+    ra_expires_at: datetime | None = None
+    ra_received_at: datetime | None = None
 
 
 class ReturnVerdict(StrEnum):

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnCheck,
         ReturnEligibility,
         ReturnRequest,
+        ReturnState,
         ReturnVerdict,
     )
     from workflows.refunding import RefundingCase, relayed
@@ -50,6 +51,7 @@ class ReturnWorkflow(RefundingCase):
     """Eligibility, RA number, instructions, the package, inspection, refund."""
 
     case_type = CaseType.RETURN
+    state_model = ReturnState
 
     @workflow.init
     def __init__(self, request: ReturnRequest) -> None:
@@ -403,16 +405,15 @@ class ReturnWorkflow(RefundingCase):
     # ---- what callers and emails see -------------------------------------------------------
 
     def extra_state(self) -> dict[str, Any]:
-        extra = {"items": self._items()}
+        fields: dict[str, Any] = {"items": self._request.items}
         if self.ra is not None:
-            extra |= {
+            fields |= {
                 "ra_number": self.ra.ra_number,
-                "ra_status": self.ra.status.value,
-                "ra_expires_at": self.ra.expires_at.isoformat(),
+                "ra_status": self.ra.status,
+                "ra_expires_at": self.ra.expires_at,
+                "ra_received_at": self.ra.received_at,
             }
-            if self.ra.received_at is not None:
-                extra["ra_received_at"] = self.ra.received_at.isoformat()
-        return {**super().extra_state(), "extra": extra}
+        return {**super().extra_state(), **fields}
 
     def notice_context(self) -> dict[str, str]:
         context = {**super().notice_context(), "items": self._items()}

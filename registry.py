@@ -1,0 +1,234 @@
+"""Every procedure the product runs, declared once.
+
+A procedure is its workflow, the request that opens it, the state its ``state`` query answers
+and the events a running case accepts. The worker registers ``PROCEDURES``' workflows, the
+typed client (``starter``) starts and messages cases through them, and the HTTP API and the
+CLI build their routes, OpenAPI entries and commands from them: adding a procedure is one
+entry here (docs/adding-a-procedure.md), not an edit to each entry point.
+
+This module sits between the entry points and the workflows: it imports workflows and
+models, and nothing in workflows/, activities/ or infra/ imports it (tests/test_architecture.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from workflows.models import (
+    CaseState,
+    CaseType,
+    InspectionResult,
+    PackageReceived,
+    RaState,
+    RefundRequest,
+    ReturnRequest,
+    ReturnState,
+    StoreCreditChoice,
+)
+from workflows.refund import RefundWorkflow
+from workflows.returns import ReturnWorkflow
+
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A message a running case accepts, by the name callers use (HTTP ``type``, CLI).
+
+    ``roles`` may send it. ``actor`` is the payload field the entry point fills with the
+    authenticated sender (a body may not name it); a relaying service names the person it
+    acts for in ``on_behalf_of``, which the case records as such, never as the actor.
+    ``signal`` is the workflow's signal handler (fire-and-forget, e.g. from the Web UI);
+    ``update``, when set, is the handler callers use instead because the sender needs the
+    answer (a wrong RA number is refused to its face), and ``result`` is what it answers.
+    """
+
+    name: str
+    model: type[BaseModel]
+    roles: tuple[str, ...]  # of activities.staff.ROLES
+    actor: str
+    signal: str
+    update: str | None = None
+    result: type[BaseModel] | None = None
+
+    def __post_init__(self) -> None:
+        if self.actor not in self.model.model_fields:
+            raise TypeError(f"{self.model.__name__} has no actor field {self.actor!r}")
+        if not self.roles:
+            raise TypeError(f"event {self.name!r} names no role that may send it")
+        if (self.update is None) != (self.result is None):
+            raise TypeError(f"event {self.name!r}: an update needs a result type, a signal none")
+
+    @property
+    def kind(self) -> Literal["update", "signal"]:
+        return "signal" if self.update is None else "update"
+
+
+@dataclass(frozen=True)
+class CliField:
+    """How the CLI reads a request field that is not a plain string (e.g. SKU=QUANTITY)."""
+
+    parse: Callable[[str], object]
+    metavar: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Procedure(Generic[R]):
+    """One procedure. ``path`` is its HTTP start (``POST /v1/{path}``), ``event_type`` the
+    CloudEvents type that starts it too, ``summary`` the line the Temporal Web UI shows for a
+    case. The CLI command is the case type (``refund``), one option per request field; the
+    ``Amount`` search attribute is set when the request has an ``amount``."""
+
+    case_type: CaseType
+    workflow: type
+    request: type[R]
+    state: type[CaseState]
+    path: str
+    event_type: str
+    title: str  # "start a refund case": CLI help and the OpenAPI summary
+    summary: Callable[[R], str]
+    events: tuple[Event, ...] = ()
+    cli: Mapping[str, CliField] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The idempotency key and the case id both derive from it.
+        if "request_id" not in self.request.model_fields:
+            raise TypeError(f"{self.request.__name__} has no request_id field")
+        declared = getattr(self.workflow, "state_model", CaseState)
+        if declared is not self.state:
+            raise TypeError(
+                f"{self.workflow.__name__}.state_model is {declared.__name__}, "
+                f"the registry says {self.state.__name__}"
+            )
+        unknown = set(self.cli) - set(self.request.model_fields)
+        if unknown:
+            raise TypeError(f"cli options for unknown fields {sorted(unknown)}")
+
+    @property
+    def command(self) -> str:
+        """The CLI command, and the prefix of every case id (``refund-<request_id>``)."""
+        return self.case_type.value.replace("_", "-")
+
+    @property
+    def name(self) -> str:
+        return self.case_type.value
+
+
+# ---- the events ---------------------------------------------------------------------------
+
+STORE_CREDIT_CHOSEN = Event(
+    "store_credit_chosen",
+    StoreCreditChoice,
+    roles=("agent", "backend"),
+    actor="chosen_by",
+    signal="choose_store_credit",
+)
+PACKAGE_RECEIVED = Event(
+    "package_received",
+    PackageReceived,
+    roles=("warehouse",),
+    actor="received_by",
+    signal="package_received",
+    update="receive_package",
+    result=RaState,
+)
+INSPECTION_COMPLETED = Event(
+    "inspection_completed",
+    InspectionResult,
+    roles=("warehouse",),
+    actor="inspected_by",
+    signal="inspection_completed",
+    update="complete_inspection",
+    result=ReturnState,
+)
+
+
+# ---- the procedures -----------------------------------------------------------------------
+
+
+def _return_item(text: str) -> dict[str, object]:
+    """SKU=QUANTITY, or a bare SKU for one of it."""
+    sku, equals, quantity = text.partition("=")
+    if not equals:
+        return {"sku": text, "quantity": 1}
+    try:
+        return {"sku": sku, "quantity": int(quantity)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not SKU=QUANTITY: {text!r}") from None
+
+
+def _return_summary(request: ReturnRequest) -> str:
+    count = sum(item.quantity for item in request.items)
+    return f"Return of {count} item{'s' if count != 1 else ''} for order {request.order_id}"
+
+
+REFUND: Procedure[RefundRequest] = Procedure(
+    case_type=CaseType.REFUND,
+    workflow=RefundWorkflow,
+    request=RefundRequest,
+    state=CaseState,
+    path="refunds",
+    event_type="refund.requested",
+    title="start a refund case",
+    summary=lambda r: f"Refund ${r.amount:,.2f} for order {r.order_id}",
+    events=(STORE_CREDIT_CHOSEN,),
+)
+
+RETURN: Procedure[ReturnRequest] = Procedure(
+    case_type=CaseType.RETURN,
+    workflow=ReturnWorkflow,
+    request=ReturnRequest,
+    state=ReturnState,
+    path="returns",
+    event_type="return.requested",
+    title="start a return case (an RA number is issued)",
+    summary=_return_summary,
+    events=(STORE_CREDIT_CHOSEN, PACKAGE_RECEIVED, INSPECTION_COMPLETED),
+    cli={
+        "items": CliField(_return_item, "SKU=QUANTITY", "an item to return (repeat for each sku)")
+    },
+)
+
+# One entry per procedure: everything else derives from this tuple.
+PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN)
+
+
+# ---- lookups ------------------------------------------------------------------------------
+
+
+def _events() -> dict[str, Event]:
+    events: dict[str, Event] = {}
+    for procedure in PROCEDURES:
+        for event in procedure.events:
+            if events.setdefault(event.name, event) is not event:
+                # One name, one meaning: callers send events by name, whatever the case.
+                raise TypeError(f"two different events are called {event.name!r}")
+    return events
+
+
+# Every event any case accepts, by the name callers use.
+EVENTS: dict[str, Event] = _events()
+WORKFLOWS: tuple[type, ...] = tuple(p.workflow for p in PROCEDURES)
+BY_CASE_TYPE: dict[CaseType, Procedure[Any]] = {p.case_type: p for p in PROCEDURES}
+BY_EVENT_TYPE: dict[str, Procedure[Any]] = {p.event_type: p for p in PROCEDURES}
+_BY_REQUEST: dict[type[BaseModel], Procedure[Any]] = {p.request: p for p in PROCEDURES}
+
+
+def for_request(request: R) -> Procedure[R]:
+    """The procedure ``request`` opens."""
+    try:
+        return _BY_REQUEST[type(request)]
+    except KeyError:
+        raise TypeError(f"no procedure takes a {type(request).__name__}") from None
+
+
+def state_model(case_type: str) -> type[CaseState]:
+    """The state model of a case of ``case_type`` (the base for a type no longer known)."""
+    procedure = BY_CASE_TYPE.get(CaseType(case_type)) if case_type in set(CaseType) else None
+    return CaseState if procedure is None else procedure.state

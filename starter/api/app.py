@@ -1,0 +1,118 @@
+"""The app factories: ``create_app`` over a connected client (tests, the dev runner, any
+embedding process), and ``create_production_app`` for uvicorn, which connects on start."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+from temporalio.client import Client
+
+from infra.db import Database
+from infra.logs import configure_logging
+from registry import PROCEDURES
+from settings import Settings, get_settings
+from starter import connect
+from starter.api import approvals, cases, errors, health, staff, starts
+from starter.api.auth import Services
+from starter.api.bodies import BodyLimits
+from starter.api.request_log import RequestLog
+from starter.api.store import Store
+from starter.api_models import CloudEvent
+
+
+def create_app(
+    client: Client, *, database_url: str | None = None, settings: Settings | None = None
+) -> FastAPI:
+    """The API and the approvals page over ``client``; the caller owns the client."""
+    settings = settings or get_settings()
+    db = Database(database_url or settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="casework",
+        version="1",
+        summary="Customer-service procedures as durable cases",
+        description=(
+            "Backends open cases and send events; managers decide approvals. Money is a "
+            'decimal string ("750.00"). Errors are `{"error", "detail"}`.'
+        ),
+        lifespan=lifespan,
+        # /docs is served below from packaged assets (the default loads them from a CDN and
+        # is blank offline); ReDoc has no packaged build, so it is left out.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = Services(client=client, store=Store(db), settings=settings)
+    starts.add_start_routes(app)
+    for module in (health, staff, starts, cases, approvals):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=approvals.STATIC_DIR), name="static")
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+    errors.install(app)
+    app.add_middleware(BodyLimits)
+    app.add_middleware(RequestLog)
+
+    def openapi() -> dict[str, Any]:
+        # Start bodies are read by hand (to hash them and to keep Decimals exact), so their
+        # schemas are added here for /docs.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            models: list[type[BaseModel]] = [CloudEvent, *(p.request for p in PROCEDURES)]
+            for model in models:
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[model.__name__] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def create_production_app() -> Starlette:
+    """For ``uvicorn --factory starter.api:create_production_app``: logging as configured,
+    and Temporal (``TEMPORAL_*`` environment) connected when the server starts."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    @asynccontextmanager
+    async def connect_then_serve(outer: Starlette) -> AsyncIterator[None]:
+        api = create_app(await connect(), settings=settings)
+        outer.router.routes.append(Mount("/", app=api))
+        async with api.router.lifespan_context(api):
+            yield
+
+    return Starlette(lifespan=connect_then_serve)

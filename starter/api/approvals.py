@@ -1,0 +1,103 @@
+"""Approvals: what a manager may decide, the decision itself, and the approvals page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Header
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter import DecisionRefused, decide
+from starter.api.auth import ApproverDep, ServicesDep
+from starter.api.errors import ERRORS, ApiError, invalid, not_running
+from starter.api_models import ApprovalList, ApprovalView, DecisionBody, ErrorBody
+from workflows.models import Decision
+
+log = structlog.get_logger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,59}$"
+
+router = APIRouter(responses=ERRORS)
+
+
+@router.get("/v1/approvals", tags=["approvals"])
+async def list_approvals(services: ServicesDep, staff: ApproverDep) -> ApprovalList:
+    """Cases awaiting a decision the caller may take, oldest first."""
+    items = await run_in_threadpool(services.store.pending_approvals, staff.id)
+    return ApprovalList(items=items)
+
+
+REFUSALS = {"NotAuthorized": (403, "not_authorized"), "NoDecisionPending": (409, "no_decision")}
+
+
+@router.post(
+    "/v1/cases/{case_id}/decision",
+    tags=["approvals"],
+    responses={
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "No decision is pending"},
+    },
+)
+async def decide_case(
+    case_id: str,
+    body: DecisionBody,
+    services: ServicesDep,
+    staff: ApproverDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=IDEMPOTENCY_KEY,
+            description="Retrying with the same key answers the first decision again.",
+        ),
+    ] = None,
+) -> ApprovalView:
+    """Approve or reject; the answer is the workflow's own, as a Temporal update."""
+    try:
+        decision = Decision(
+            approver_id=staff.id,
+            decision=body.decision,
+            note=body.note,
+            event_id=f"{staff.id}:{idempotency_key}" if idempotency_key else None,
+        )
+    except ValidationError as err:
+        raise invalid(err) from None
+    try:
+        approval = await decide(services.client, case_id, decision)
+    except DecisionRefused as refused:
+        status, error = REFUSALS.get(refused.kind, (409, "decision_refused"))
+        raise ApiError(status, error, refused.message) from None
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            await not_running(services.client, case_id)
+        raise
+    log.info("decision_taken", case_id=case_id, decision=body.decision.value, by=staff.id)
+    return ApprovalView.model_validate(approval.model_dump())
+
+
+# ---- the approvals page ----------------------------------------------------------------------
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@router.get("/approvals", include_in_schema=False)
+async def approvals_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "approvals.html", headers=PAGE_HEADERS)
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    return RedirectResponse("/approvals")
