@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -233,3 +234,10 @@ def test_the_registry_lookups_agree() -> None:
     assert {p.case_type for p in PROCEDURES} == set(registry.BY_CASE_TYPE)
     assert len({p.path for p in PROCEDURES}) == len(PROCEDURES)
     assert len({p.command for p in PROCEDURES}) == len(PROCEDURES)
+
+
+def test_the_api_docs_list_every_event_with_its_roles() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    for event in EVENTS.values():
+        roles = ", ".join(f"`{role}`" for role in event.roles)
+        assert f"| `{event.name}` | {roles} | `{event.actor}` = the caller |" in docs
