@@ -7,6 +7,7 @@ Each test runs once per registered procedure (or event), so a new entry in
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 
@@ -181,12 +183,12 @@ def test_every_event_is_accepted_from_exactly_its_roles(event: Event, role: str)
         id=f"{role}-1", name=role, email=f"{role}@x.test", role=role, approval_limit=Decimal(0)
     )
     if role in event.roles:
-        with pytest.raises(Exception) as refused:  # the empty payload, not the role
-            parse_event(event.name, {}, sender)
-        assert not isinstance(refused.value, EventForbidden)
+        # A field of the event's own may be missing: the role itself must be accepted.
+        with contextlib.suppress(ValidationError):
+            parse_event(event.name, {"event_id": "evt-1"}, sender)
     else:
         with pytest.raises(EventForbidden):
-            parse_event(event.name, {}, sender)
+            parse_event(event.name, {"event_id": "evt-1"}, sender)
 
 
 @pytest.mark.parametrize("event", ALL_EVENTS, ids=by_name)
