@@ -24,6 +24,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from bench import cpu
 from bench.baseline import BaselineWorkflow, MinimalWorkflow
 from bench.database import order_id
 from starter import DecisionRefused, decide, start_refund
@@ -51,6 +52,7 @@ class Run:
     seconds: float
     peak_rss_mb: float
     done: list[Case]
+    cpu_usage: cpu.Usage
     load_average_after: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0))
 
     @property
@@ -181,10 +183,11 @@ async def run(
                 workflow_id = await case(client, task_queue, tag, i)
                 done.append(Case(needs_manager(i), time.perf_counter() - started, workflow_id))
 
-        began = time.perf_counter()
+        began, cpu_before = time.perf_counter(), cpu.snapshot()
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(cases))), timeout=300)
         seconds = time.perf_counter() - began
-        measured = Run(kind, seconds, peak_rss_mb(worker.pid), done, os.getloadavg())
+        used = cpu.usage(cpu_before, cpu.snapshot(), seconds)
+        measured = Run(kind, seconds, peak_rss_mb(worker.pid), done, used, os.getloadavg())
     except BaseException:
         log.flush()
         show_tail(Path(str(log.name)), f"the {kind} worker's last log lines")

@@ -57,6 +57,8 @@ def summarize(run: Run, cases: int) -> dict[str, Any]:
             "under_500": spread([c.events for c in under]),
             "over_500": spread([c.events for c in over]),
         },
+        # Cores used on average during the timed window (the machine has conditions.cpus).
+        "cpu_cores": {"bench": run.cpu_usage.ours, "others": run.cpu_usage.others},
         "load_average_after": list(run.load_average_after),
     }
 
@@ -161,10 +163,11 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{load['cases']} cases per run, {load['in_flight']} in flight, {load['needs_manager']}.",
         f"Commit {conditions['commit']}, {conditions['cpus']} CPUs, load average before "
-        f"{load_before} (1/5/15 min), Temporal dev server in memory.",
+        f"{load_before} (1/5/15 min), Temporal dev server in memory. CPU: cores used on "
+        "average during each run by the bench's processes and by everything else.",
         "",
         "| run | cases/s | p50 s | p95 s | activities < 500 | activities > 500 "
-        "| peak RSS MB | load after |",
+        "| peak RSS MB | CPU: bench / others |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for kind in KINDS:
@@ -173,7 +176,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {kind} | {r['throughput']:.1f} | {r['p50']:.2f} | {r['p95']:.2f} "
             f"| {_mean(per_case['under_500'])} | {_mean(per_case['over_500'])} "
-            f"| {r['peak_rss_mb']:.0f} | {r['load_average_after'][0]:.1f} |"
+            f"| {r['peak_rss_mb']:.0f} "
+            f"| {r['cpu_cores']['bench']:.2f} / {r['cpu_cores']['others']:.2f} |"
         )
     ratios = result["ratios"]
     lines += [
