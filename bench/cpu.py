@@ -27,17 +27,19 @@ class Usage:
 
     ours: float
     others: float
+    process_seconds: float  # CPU time of the one process asked for (the worker)
 
 
 def snapshot() -> Snapshot:
     return Snapshot(_machine_busy(), _tree_ticks(os.getpid()))
 
 
-def usage(before: Snapshot, after: Snapshot, seconds: float) -> Usage:
+def usage(before: Snapshot, after: Snapshot, seconds: float, process: int) -> Usage:
     # A process of the tree started during the window counts from zero.
     ours = sum(ticks - before.ours.get(pid, 0) for pid, ticks in after.ours.items())
     others = after.machine_busy - before.machine_busy - ours
-    return Usage(ours / TICKS / seconds, max(others, 0) / TICKS / seconds)
+    own = after.ours.get(process, 0) - before.ours.get(process, 0)
+    return Usage(ours / TICKS / seconds, max(others, 0) / TICKS / seconds, own / TICKS)
 
 
 def _machine_busy() -> int:

@@ -186,7 +186,7 @@ async def run(
         began, cpu_before = time.perf_counter(), cpu.snapshot()
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(cases))), timeout=300)
         seconds = time.perf_counter() - began
-        used = cpu.usage(cpu_before, cpu.snapshot(), seconds)
+        used = cpu.usage(cpu_before, cpu.snapshot(), seconds, worker.pid)
         measured = Run(kind, seconds, peak_rss_mb(worker.pid), done, used, os.getloadavg())
     except BaseException:
         log.flush()

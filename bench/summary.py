@@ -37,6 +37,10 @@ def table(results: list[Result]) -> str:
     def activities(band: str) -> Callable[[Result], float]:
         return lambda r: float(r["runs"]["refund"]["activities_per_case"][band]["mean"])
 
+    def worker_cpu(kind: str) -> Callable[[Result], float]:
+        # Results written before the bench measured it have none: NaN keeps them in the table.
+        return lambda r: float(r["runs"][kind].get("worker_cpu_ms_per_case", "nan"))
+
     def others(kind: str) -> Callable[[Result], float]:
         return lambda r: float(r["runs"][kind]["cpu_cores"]["others"])
 
@@ -56,6 +60,8 @@ def table(results: list[Result]) -> str:
         row("refund p95 s", run("refund", "p95")),
         row("activities per refund under 500.00", activities("under_500"), 1),
         row("activities per refund over 500.00", activities("over_500"), 1),
+        row("baseline worker CPU ms per case", worker_cpu("baseline"), 0),
+        row("refund worker CPU ms per case", worker_cpu("refund"), 0),
         row("refund worker peak RSS MB", run("refund", "peak_rss_mb"), 0),
         row("others' CPU during the baseline, cores", others("baseline")),
         row("others' CPU during the refund, cores", others("refund")),
