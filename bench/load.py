@@ -27,7 +27,7 @@ from temporalio.client import Client, WorkflowHandle
 from bench import cpu
 from bench.baseline import BaselineWorkflow, MinimalWorkflow
 from bench.database import order_id
-from starter import DecisionRefused, decide, start_refund
+from starter import CaseNotAnswering, DecisionRefused, decide, start_refund
 from workflows import visibility
 from workflows.models import CaseStatus, Decision, DecisionKind, Outcome, RefundRequest
 
@@ -42,6 +42,7 @@ class Case:
     needs_manager: bool
     seconds: float
     workflow_id: str
+    decision_resent: int  # times the decision went unanswered for 15 s and was sent again
     activities: int = 0
     events: int = 0
 
@@ -54,6 +55,10 @@ class Run:
     done: list[Case]
     cpu_usage: cpu.Usage
     load_average_after: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0))
+
+    @property
+    def decisions_resent(self) -> int:
+        return sum(c.decision_resent for c in self.done)
 
     @property
     def completed(self) -> int:
@@ -91,7 +96,7 @@ async def until_awaiting_approval(handle: WorkflowHandle[Any, Any]) -> None:
     raise RuntimeError(f"{handle.id} never asked for approval")
 
 
-async def refund_case(client: Client, task_queue: str, tag: str, i: int) -> str:
+async def refund_case(client: Client, task_queue: str, tag: str, i: int) -> tuple[str, int]:
     """A refund through the product's own client, approved when over the threshold."""
     request = RefundRequest(
         request_id=f"{tag}-{i}",
@@ -107,18 +112,33 @@ async def refund_case(client: Client, task_queue: str, tag: str, i: int) -> str:
         decision = Decision(
             approver_id="mgr-bench", decision=DecisionKind.APPROVE, event_id=f"{tag}-{i}"
         )
-        try:
-            await decide(client, started.case_id, decision)
-        except DecisionRefused as refused:
-            raise RuntimeError(f"{started.case_id}: {refused.message}") from refused
+        resent = await approve(client, started.case_id, decision)
     outcome: Outcome = await started.handle.result()
     if outcome.status is not CaseStatus.COMPLETED:
         raise RuntimeError(f"{started.case_id} ended {outcome.status}: {outcome.reason}")
-    return started.handle.id
+    return started.handle.id, resent if needs_manager(i) else 0
+
+
+async def approve(client: Client, case_id: str, decision: Decision) -> int:
+    """Send the decision as the approvals page does; returns how often it was sent again.
+
+    ``starter.decide`` gives up after 15 s without an answer, which a saturated worker can
+    take. The decision's event id is the update's id, so sending it again attaches to the
+    same update instead of deciding twice, as a manager clicking again would.
+    """
+    for resent in range(10):
+        try:
+            await decide(client, case_id, decision)
+            return resent
+        except CaseNotAnswering:
+            continue
+        except DecisionRefused as refused:
+            raise RuntimeError(f"{case_id}: {refused.message}") from refused
+    raise RuntimeError(f"{case_id} did not answer its decision in 10 tries")
 
 
 def bare_case(workflow_name: str) -> CaseRunner:
-    async def case(client: Client, task_queue: str, tag: str, i: int) -> str:
+    async def case(client: Client, task_queue: str, tag: str, i: int) -> tuple[str, int]:
         handle = await client.start_workflow(
             workflow_name, needs_manager(i), id=f"{tag}-{i}", task_queue=task_queue
         )
@@ -126,12 +146,13 @@ def bare_case(workflow_name: str) -> CaseRunner:
             await until_awaiting_approval(handle)
             await handle.execute_update("decide", "mgr-bench")
         await handle.result()
-        return handle.id
+        return handle.id, 0
 
     return case
 
 
-CaseRunner = Callable[[Client, str, str, int], Awaitable[str]]
+# A case from start to result: its workflow id and how often its decision was sent again.
+CaseRunner = Callable[[Client, str, str, int], Awaitable[tuple[str, int]]]
 
 RUNNERS: dict[str, CaseRunner] = {
     "baseline": bare_case(BaselineWorkflow.__name__),
@@ -180,8 +201,9 @@ async def run(
         async def one(i: int) -> None:
             async with slots:
                 started = time.perf_counter()
-                workflow_id = await case(client, task_queue, tag, i)
-                done.append(Case(needs_manager(i), time.perf_counter() - started, workflow_id))
+                workflow_id, resent = await case(client, task_queue, tag, i)
+                seconds = time.perf_counter() - started
+                done.append(Case(needs_manager(i), seconds, workflow_id, resent))
 
         began, cpu_before = time.perf_counter(), cpu.snapshot()
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(cases))), timeout=300)

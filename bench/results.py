@@ -49,6 +49,7 @@ def summarize(run: Run, cases: int) -> dict[str, Any]:
         "p95": run.percentile(95),
         "max": max(c.seconds for c in run.done),
         "peak_rss_mb": run.peak_rss_mb,
+        "decisions_resent": run.decisions_resent,
         "activities_per_case": {
             "under_500": spread([c.activities for c in under]),
             "over_500": spread([c.activities for c in over]),
@@ -195,7 +196,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"| {ratios['p95_vs_minimal']:.2f}x |",
         "",
         f"The refund worker spends {ratios['worker_cpu_per_case_vs_baseline']:.2f}x the "
-        "baseline worker's CPU time per case.",
+        "baseline worker's CPU time per case. Decisions sent again after 15 s without an "
+        f"answer (the worker saturated): {runs['refund']['decisions_resent']}.",
         "",
         "| target | measured | |",
         "| --- | ---: | --- |",

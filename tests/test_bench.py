@@ -57,6 +57,7 @@ def test_bench_records_every_run_and_exits_non_zero_when_a_target_is_missed(
         assert run["peak_rss_mb"] > 0, kind
         assert run["cpu_cores"]["bench"] > 0 and run["cpu_cores"]["others"] >= 0, kind
         assert run["worker_cpu_ms_per_case"] > 0, kind
+        assert run["decisions_resent"] >= 0, kind
     per_case = {kind: run["activities_per_case"] for kind, run in result["runs"].items()}
     # The bare workflows are fixed shapes: their counts prove what is counted.
     assert per_case["baseline"]["under_500"] == {"mean": 8, "min": 8, "max": 8}
