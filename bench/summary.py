@@ -7,6 +7,7 @@ shows a before and an after.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from collections.abc import Callable
@@ -17,10 +18,15 @@ Result = dict[str, Any]
 
 
 def figure(values: list[float], digits: int) -> str:
-    median = statistics.median(values)
-    if len(values) == 1:
-        return f"{median:.{digits}f}"
-    return f"{median:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    """Median (min-max); a figure some results lack says over how many runs it is."""
+    known = [v for v in values if not math.isnan(v)]
+    if not known:
+        return "-"
+    median = statistics.median(known)
+    text = f"{median:.{digits}f}"
+    if len(known) > 1:
+        text += f" ({min(known):.{digits}f}-{max(known):.{digits}f})"
+    return text if len(known) == len(values) else f"{text}, {len(known)} runs"
 
 
 def table(results: list[Result]) -> str:
@@ -40,6 +46,13 @@ def table(results: list[Result]) -> str:
     def worker_cpu(kind: str) -> Callable[[Result], float]:
         # Results written before the bench measured it have none: NaN keeps them in the table.
         return lambda r: float(r["runs"][kind].get("worker_cpu_ms_per_case", "nan"))
+
+    def bench_cpu(kind: str) -> Callable[[Result], float]:
+        def per_case(r: Result) -> float:
+            run = r["runs"][kind]
+            return float(run["cpu_cores"]["bench"] * run["seconds"] * 1000 / run["completed"])
+
+        return per_case
 
     def others(kind: str) -> Callable[[Result], float]:
         return lambda r: float(r["runs"][kind]["cpu_cores"]["others"])
@@ -62,6 +75,11 @@ def table(results: list[Result]) -> str:
         row("activities per refund over 500.00", activities("over_500"), 1),
         row("baseline worker CPU ms per case", worker_cpu("baseline"), 0),
         row("refund worker CPU ms per case", worker_cpu("refund"), 0),
+        row(
+            "baseline bench CPU ms per case (client, dev server, worker)", bench_cpu("baseline"), 0
+        ),
+        row("minimal bench CPU ms per case", bench_cpu("minimal"), 0),
+        row("refund bench CPU ms per case", bench_cpu("refund"), 0),
         row("refund worker peak RSS MB", run("refund", "peak_rss_mb"), 0),
         row("others' CPU during the baseline, cores", others("baseline")),
         row("others' CPU during the refund, cores", others("refund")),

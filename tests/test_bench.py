@@ -57,6 +57,7 @@ def test_bench_records_every_run_and_exits_non_zero_when_a_target_is_missed(
         assert run["peak_rss_mb"] > 0, kind
         assert run["cpu_cores"]["bench"] > 0 and run["cpu_cores"]["others"] >= 0, kind
         assert run["worker_cpu_ms_per_case"] > 0, kind
+        assert run["bench_cpu_ms_per_case"] > run["worker_cpu_ms_per_case"], kind
         assert run["decisions_resent"] >= 0, kind
     per_case = {kind: run["activities_per_case"] for kind, run in result["runs"].items()}
     # The bare workflows are fixed shapes: their counts prove what is counted.
@@ -73,6 +74,7 @@ def test_bench_records_every_run_and_exits_non_zero_when_a_target_is_missed(
         "throughput_vs_minimal",
         "p95_vs_minimal",
         "worker_cpu_per_case_vs_baseline",
+        "bench_cpu_per_case_vs_baseline",
     }
     missed = [t["target"] for t in result["targets"] if not t["ok"]]
     assert missed == ["refund throughput >= 1000.00x the baseline's"]
