@@ -146,4 +146,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parser().parse_args())))
+    cli = parser()
+    arguments = cli.parse_args()
+    try:
+        backend_name(arguments.database_url)
+    except ValueError as wrong:
+        cli.error(str(wrong))
+    sys.exit(asyncio.run(main(arguments)))
