@@ -41,8 +41,9 @@ $(CHROMIUM):
 pytest: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
+# BENCH_ARGS="--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres" for PostgreSQL.
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 worker: $(STAMP)
 	$(PY) worker.py

@@ -1,7 +1,8 @@
-"""One worker process of the benchmark: the production worker, or the baseline one.
+"""One worker process of the benchmark: the production worker, or a bare one.
 
-``python -m bench.worker_process refund|baseline ADDRESS TASK_QUEUE DATABASE_URL`` prints
-``ready`` once it polls, and stops gracefully on SIGTERM.
+``python -m bench.worker_process refund|baseline|minimal ADDRESS TASK_QUEUE DATABASE_URL``
+prints ``ready`` once it polls, and stops gracefully on SIGTERM. Each run gets a process of
+its own, so that its peak memory is its own.
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.baseline import BaselineWorkflow, noop
+from bench.baseline import BaselineWorkflow, MinimalWorkflow, noop
 from infra.logs import configure_logging
 from infra.temporal import DATA_CONVERTER
 from settings import Settings
 from worker import build_worker
 
 
-def baseline_worker(client: Client, task_queue: str) -> Worker:
-    """The same worker options as ``worker.build_worker``, around the bare workflow."""
+def bare_worker(client: Client, task_queue: str) -> Worker:
+    """The same worker options as ``worker.build_worker``, around the bare workflows."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BaselineWorkflow],
+        workflows=[BaselineWorkflow, MinimalWorkflow],
         activities=[noop],
         activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),
         max_concurrent_activities=16,
@@ -41,8 +42,8 @@ async def main(kind: str, address: str, task_queue: str, database_url: str) -> N
     client = await Client.connect(address, data_converter=DATA_CONVERTER)
     if kind == "refund":
         worker = build_worker(client, database_url=database_url, settings=settings)
-    elif kind == "baseline":
-        worker = baseline_worker(client, task_queue)
+    elif kind in ("baseline", "minimal"):
+        worker = bare_worker(client, task_queue)
     else:
         raise SystemExit(f"unknown worker kind {kind!r}")
     stop = asyncio.Event()

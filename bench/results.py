@@ -1,0 +1,217 @@
+"""A bench's result: the numbers of its three runs, the ratios, the targets met or missed.
+
+Written as ``bench/results/<date>-<database>.json`` (``<date>`` is the UTC start, to the
+minute, so several runs a day are kept apart) and the same again as a Markdown table in the
+``.md`` next to it. The files are records kept in the repository: docs/benchmark.md quotes
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.load import Run
+
+SCHEMA = 1
+KINDS = ("baseline", "minimal", "refund")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Issue 8's targets; each a flag of ``python -m bench`` so a run can be held to others."""
+
+    min_throughput_ratio: float = 0.8  # refund cases/s over the baseline's
+    max_p95_ratio: float = 1.5  # refund p95 over the baseline's
+    max_peak_rss_mb: float = 300.0  # the refund worker process
+    max_activities_under_500: float | None = None  # mean per refund; off unless given
+
+
+def spread(values: list[int]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
+
+
+def summarize(run: Run, cases: int) -> dict[str, Any]:
+    under = [c for c in run.done if not c.needs_manager]
+    over = [c for c in run.done if c.needs_manager]
+    return {
+        "cases": cases,
+        "completed": run.completed,
+        "seconds": run.seconds,
+        "throughput": run.throughput,
+        "p50": run.percentile(50),
+        "p95": run.percentile(95),
+        "max": max(c.seconds for c in run.done),
+        "peak_rss_mb": run.peak_rss_mb,
+        "decisions_resent": run.decisions_resent,
+        "activities_per_case": {
+            "under_500": spread([c.activities for c in under]),
+            "over_500": spread([c.activities for c in over]),
+        },
+        "history_events_per_case": {
+            "under_500": spread([c.events for c in under]),
+            "over_500": spread([c.events for c in over]),
+        },
+        # Cores used on average during the timed window (the machine has conditions.cpus).
+        "cpu_cores": {"bench": run.cpu_usage.ours, "others": run.cpu_usage.others},
+        # CPU time per case, of the worker and of the whole bench (client, dev server, worker):
+        # what a case costs, whoever else was running.
+        "worker_cpu_ms_per_case": run.cpu_usage.process_seconds * 1000 / run.completed,
+        "bench_cpu_ms_per_case": run.cpu_usage.ours * run.seconds * 1000 / run.completed,
+        "load_average_after": list(run.load_average_after),
+    }
+
+
+def build(
+    *,
+    runs: dict[str, Run],
+    cases: int,
+    in_flight: int,
+    database: str,
+    started_at: datetime,
+    label: str,
+    targets: Targets,
+    conditions: dict[str, Any],
+) -> dict[str, Any]:
+    measured = {kind: summarize(runs[kind], cases) for kind in KINDS}
+    refund, baseline, minimal = measured["refund"], measured["baseline"], measured["minimal"]
+    ratios = {
+        "throughput_vs_baseline": refund["throughput"] / baseline["throughput"],
+        "p95_vs_baseline": refund["p95"] / baseline["p95"],
+        "throughput_vs_minimal": refund["throughput"] / minimal["throughput"],
+        "p95_vs_minimal": refund["p95"] / minimal["p95"],
+        "worker_cpu_per_case_vs_baseline": (
+            refund["worker_cpu_ms_per_case"] / baseline["worker_cpu_ms_per_case"]
+        ),
+        "bench_cpu_per_case_vs_baseline": (
+            refund["bench_cpu_ms_per_case"] / baseline["bench_cpu_ms_per_case"]
+        ),
+    }
+    checks = [
+        check(
+            f"refund throughput >= {targets.min_throughput_ratio:.2f}x the baseline's",
+            ratios["throughput_vs_baseline"],
+            ratios["throughput_vs_baseline"] >= targets.min_throughput_ratio,
+        ),
+        check(
+            f"refund p95 latency <= {targets.max_p95_ratio:.2f}x the baseline's",
+            ratios["p95_vs_baseline"],
+            ratios["p95_vs_baseline"] <= targets.max_p95_ratio,
+        ),
+        check(
+            f"refund worker peak RSS <= {targets.max_peak_rss_mb:.0f} MB",
+            refund["peak_rss_mb"],
+            refund["peak_rss_mb"] <= targets.max_peak_rss_mb,
+        ),
+    ]
+    under_500 = refund["activities_per_case"]["under_500"]
+    if targets.max_activities_under_500 is not None and under_500 is not None:
+        checks.append(
+            check(
+                f"activities per refund under 500.00 <= {targets.max_activities_under_500:g}",
+                under_500["mean"],
+                under_500["mean"] <= targets.max_activities_under_500,
+            )
+        )
+    return {
+        "schema": SCHEMA,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "label": label,
+        "database": database,
+        "load": {
+            "cases": cases,
+            "in_flight": in_flight,
+            "needs_manager": "every other case: 750.00 approved by update; the others 400.00",
+        },
+        "conditions": conditions,
+        "runs": measured,
+        "ratios": ratios,
+        "targets": checks,
+        "ok": all(c["ok"] for c in checks),
+    }
+
+
+def check(target: str, measured: float, ok: bool) -> dict[str, Any]:
+    return {"target": target, "measured": measured, "ok": ok}
+
+
+def file_stem(started_at: datetime, database: str) -> str:
+    return f"{started_at.strftime('%Y-%m-%dT%H%MZ')}-{database}"
+
+
+def write(result: dict[str, Any], directory: Path, stem: str) -> Path:
+    """The JSON and its Markdown table; returns the JSON's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}.json"
+    path.write_text(json.dumps(_rounded(result), indent=2) + "\n")
+    path.with_suffix(".md").write_text(markdown(result))
+    return path
+
+
+def _rounded(value: Any) -> Any:
+    """Four decimals are more than any of these numbers means; the files stay readable."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def markdown(result: dict[str, Any]) -> str:
+    load, conditions, runs = result["load"], result["conditions"], result["runs"]
+    label = f" ({result['label']})" if result["label"] else ""
+    load_before = "/".join(f"{x:.1f}" for x in conditions["load_average_before"])
+    lines = [
+        f"# Bench {result['started_at']}, {result['database']}{label}",
+        "",
+        f"{load['cases']} cases per run, {load['in_flight']} in flight, {load['needs_manager']}.",
+        f"Commit {conditions['commit']}, {conditions['cpus']} CPUs, load average before "
+        f"{load_before} (1/5/15 min), Temporal dev server in memory. CPU: cores used on "
+        "average during each run by the bench's processes and by everything else.",
+        "",
+        "| run | cases/s | p50 s | p95 s | activities < 500 | activities > 500 "
+        "| worker CPU ms/case | peak RSS MB | CPU: bench / others |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind in KINDS:
+        r = runs[kind]
+        per_case = r["activities_per_case"]
+        lines.append(
+            f"| {kind} | {r['throughput']:.1f} | {r['p50']:.2f} | {r['p95']:.2f} "
+            f"| {_mean(per_case['under_500'])} | {_mean(per_case['over_500'])} "
+            f"| {r['worker_cpu_ms_per_case']:.0f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['cpu_cores']['bench']:.2f} / {r['cpu_cores']['others']:.2f} |"
+        )
+    ratios = result["ratios"]
+    lines += [
+        "",
+        "| refund against | throughput | p95 latency |",
+        "| --- | ---: | ---: |",
+        f"| baseline (today's shape) | {ratios['throughput_vs_baseline']:.2f}x "
+        f"| {ratios['p95_vs_baseline']:.2f}x |",
+        f"| minimal (the limit we are chasing) | {ratios['throughput_vs_minimal']:.2f}x "
+        f"| {ratios['p95_vs_minimal']:.2f}x |",
+        "",
+        f"Per case, the refund takes {ratios['worker_cpu_per_case_vs_baseline']:.2f}x the "
+        f"baseline's CPU time in the worker and {ratios['bench_cpu_per_case_vs_baseline']:.2f}x "
+        "in the whole bench (client, dev server, worker). Decisions sent again after 15 s "
+        f"without an answer (the worker saturated): {runs['refund']['decisions_resent']}.",
+        "",
+        "| target | measured | |",
+        "| --- | ---: | --- |",
+    ]
+    for c in result["targets"]:
+        lines.append(f"| {c['target']} | {c['measured']:.2f} | {'ok' if c['ok'] else 'MISSED'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean(values: dict[str, float] | None) -> str:
+    return "-" if values is None else f"{values['mean']:.1f}"
