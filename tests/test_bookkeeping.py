@@ -293,6 +293,28 @@ async def test_a_return_writes_its_timeline_once(
     assert_trail_is_timeline(shop, state)
 
 
+async def test_lines_held_when_a_payment_is_declined_are_written_with_the_escalation(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    # ORD-2001's payment account is closed: the gateway declines after the reservation.
+    request = refund("120.00", order_id="ORD-2001").model_copy(update={"customer_id": "C-200"})
+    handle = await cases.refund(request)
+    outcome: Outcome = await handle.result()
+
+    assert outcome.status is CaseStatus.NEEDS_ATTENTION
+    state = await case_state(client, handle.id)
+    assert [line.event for line in state.timeline] == [
+        "case_opened",
+        "verifying",
+        "order_verified",
+        "refund_started",
+        "email_payment_declined",
+        "case_needs_attention",
+    ]
+    assert_trail_is_timeline(shop, state)
+    assert case_row(shop, handle.id) == ("needs_attention", state.step)
+
+
 # ---- retried after the commit ------------------------------------------------------------------
 
 
