@@ -195,6 +195,16 @@ async def test_an_approved_refund_writes_its_timeline_once(
         "case_completed",
     ]
     assert_trail_is_timeline(shop, state)
+    # 12 when every line was an activity of its own.
+    assert await scheduled_activities(handle) == [
+        "open_case",
+        "verify_refund",
+        "find_approvers",
+        "send_notice",
+        "verify_decision",
+        "issue_refund",
+        "send_notice",
+    ]
 
 
 async def test_a_case_waiting_for_a_manager_has_every_line_and_its_status_written(
