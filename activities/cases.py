@@ -107,11 +107,10 @@ class CaseActivities:
     @activity.defn(name="open_case")
     def open_case(self, opening: CaseOpening) -> CaseRules:
         """Create the case row with today's rules, or return the rules it opened with."""
-        existing = self._stored_rules(opening.case_id)
-        if existing is not None:
-            return existing
         rules = self.settings.case_rules()
         try:
+            # One transaction on the common path; a retry (or a concurrent attempt) meets the
+            # row it wrote on the primary key, rolls back, and reads the rules stored there.
             with self.db.transaction() as session:
                 session.add(_case_row(opening, rules))
                 session.flush()  # the lines below move the case row just added

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,8 +31,11 @@ from starter import case_state, decide, receive_package, report_inspection, star
 from tests.conftest import Cases, Shop
 from worker import build_worker
 from workflows.models import (
+    AuditEntry,
+    CaseOpening,
     CaseState,
     CaseStatus,
+    CaseType,
     Decision,
     DecisionKind,
     InspectionResult,
@@ -373,3 +376,32 @@ async def test_an_activity_retried_after_its_commit_writes_no_line_twice(
             )
             == 1
         )
+
+
+def test_opening_a_case_again_returns_its_rules_and_writes_its_line_once(
+    activities: CaseActivities, shop: Shop
+) -> None:
+    at = datetime.now(UTC)
+    opened = AuditEntry(
+        case_id="refund-again", seq=1, at=at, event="case_opened", actor="agent-amy", step="Opened"
+    )
+    opening = CaseOpening(
+        case_id="refund-again",
+        case_type=CaseType.REFUND,
+        order_id="ORD-1001",
+        customer_id="C-100",
+        amount=Decimal("120.00"),
+        requested_by="agent-amy",
+        request={},
+        opened_at=at,
+        audit=(opened,),
+    )
+
+    first = activities.open_case(opening)
+    again = activities.open_case(opening)
+
+    assert again == first
+    assert [(row.seq, row.event) for row in audit_rows(shop, "refund-again")] == [
+        (1, "case_opened")
+    ]
+    assert case_row(shop, "refund-again") == ("received", "Opened")
