@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import audit
 from activities.decision_codes import DecisionCodes
 from activities.notifications import Email, TemplateError, queue, render
 from activities.orders import OrderInfo, OrderSystem
@@ -29,14 +28,14 @@ from activities.payments import (
 )
 from activities.returns import ReturnAuthorizations
 from activities.staff import StaffDirectory
-from infra.db import Approval, AuditRecord, Case, Database
+from infra.db import Case, Database
 from settings import Settings
 from workflows import policy
 from workflows.models import (
-    ApprovalState,
     ApproverDirectory,
     ApproverLookup,
     AuditEntry,
+    AuditLines,
     CaseOpening,
     CaseRules,
     CaseStatus,
@@ -88,6 +87,7 @@ class CaseActivities:
         return [
             self.open_case,
             self.record_event,
+            self.record_lines,
             self.send_notice,
             self.record_needs_attention,
             self.verify_refund,
@@ -107,13 +107,14 @@ class CaseActivities:
     @activity.defn(name="open_case")
     def open_case(self, opening: CaseOpening) -> CaseRules:
         """Create the case row with today's rules, or return the rules it opened with."""
-        existing = self._stored_rules(opening.case_id)
-        if existing is not None:
-            return existing
         rules = self.settings.case_rules()
         try:
+            # One transaction on the common path; a retry (or a concurrent attempt) meets the
+            # row it wrote on the primary key, rolls back, and reads the rules stored there.
             with self.db.transaction() as session:
                 session.add(_case_row(opening, rules))
+                session.flush()  # the lines below move the case row just added
+                audit.write(session, opening.audit)
         except IntegrityError:
             existing = self._stored_rules(opening.case_id)
             if existing is None:
@@ -131,7 +132,13 @@ class CaseActivities:
     def record_event(self, entry: AuditEntry) -> None:
         """Append to the audit trail and move the case's status and step."""
         with self.db.transaction() as session:
-            _record(session, entry)
+            audit.write_one(session, entry)
+
+    @activity.defn(name="record_lines")
+    def record_lines(self, lines: AuditLines) -> None:
+        """Lines that found no effect to ride with: written before the case waits or ends."""
+        with self.db.transaction() as session:
+            audit.write(session, lines.lines)
 
     @activity.defn(name="send_notice")
     def send_notice(self, notice: Notice) -> None:
@@ -158,7 +165,8 @@ class CaseActivities:
         email = _render(notice.template, {"decision_code_line": "", **context})
         to = self._addresses(notice, customer.email if customer else None)
         with self.db.transaction() as session:
-            if not _record(session, notice.entry):
+            audit.write(session, notice.audit)
+            if not audit.write_one(session, notice.entry):
                 return  # queued by an earlier attempt
             queue(
                 session,
@@ -206,7 +214,8 @@ class CaseActivities:
                 # is listed and its audit line has a case to belong to.
                 session.add(_case_row(escalation.opening, self.settings.case_rules()))
                 session.flush()
-            if not _record(session, entry):
+            audit.write(session, escalation.audit)
+            if not audit.write_one(session, entry):
                 return  # written by an earlier attempt
             queue(
                 session,
@@ -245,7 +254,8 @@ class CaseActivities:
             return False
         case_id, key = notice.entry.case_id, f"{notice.entry.case_id}/{notice.entry.seq}"
         with self.db.transaction() as session:
-            if not _record(session, notice.entry):
+            audit.write(session, notice.audit)
+            if not audit.write_one(session, notice.entry):
                 return True  # queued by an earlier attempt
             for staff_id, address in contacts.items():
                 code = self.codes.issue(
@@ -358,22 +368,27 @@ class CaseActivities:
         order = self.orders.get_order(hold.order_id)
         refusal = _not_theirs(hold.order_id, hold.customer_id, order)
         if refusal is not None:
+            self._write(hold.audit)
             return refusal
         held = self.ledger.hold(
             hold.idempotency_key,
             case_id=hold.case_id,
             order_id=hold.order_id,
             amount=hold.amount,
+            audit=hold.audit,
         )
         if held in (Held.HELD, Held.PAID):
             log.info("refund_reserved", amount=f"{hold.amount:.2f}", held=held.value)
             return OrderVerdict(ok=True, refundable=hold.amount)
+        # Refused: the hold's transaction rolled back, but the lines recorded before it
+        # happened all the same.
+        self._write(hold.audit)
         return self._unheld(hold.order_id, held)
 
     @activity.defn(name="release_refund")
     def release_refund(self, release: RefundRelease) -> bool:
         """Give the case's held amount back to its order; False when nothing was held."""
-        released = self.ledger.release(release.idempotency_key)
+        released = self.ledger.release(release.idempotency_key, audit=release.audit)
         if released:
             log.info("refund_released")
         return released
@@ -390,6 +405,9 @@ class CaseActivities:
         key = instruction.idempotency_key
         paid = self.ledger.find(key)
         if paid is not None:
+            # The attempt that paid wrote these lines with its hold; written here too (once
+            # each) in case that hold was taken by a carrier of other lines.
+            self._write(instruction.audit)
             log.info("refund_already_issued", reference=paid.reference)
             return paid
         # Checked again just before paying: an approval can take days, and another case
@@ -401,11 +419,14 @@ class CaseActivities:
         )
         if refusal is not None:
             raise ApplicationError(refusal.reason, type="NotRefundable", non_retryable=True)
+        # The case's lines (the refund started) are written with the reservation that lets
+        # the payment happen, before the gateway is called.
         held = self.ledger.hold(
             key,
             case_id=instruction.case_id,
             order_id=instruction.order_id,
             amount=instruction.amount,
+            audit=instruction.audit,
         )
         if held is Held.PAID:  # a concurrent attempt with this key recorded it meanwhile
             receipt = self.ledger.find(key)
@@ -425,6 +446,12 @@ class CaseActivities:
         receipt = self.ledger.record(instruction, reference)
         log.info("refund_issued", method=receipt.method.value, reference=receipt.reference)
         return receipt
+
+    def _write(self, lines: tuple[AuditEntry, ...]) -> None:
+        """Lines whose carrier's effect did not happen (or happened before): on their own."""
+        if lines:
+            with self.db.transaction() as session:
+                audit.write(session, lines)
 
     def _unheld(self, order_id: str, held: Held) -> OrderVerdict:
         if held is Held.RELEASED:
@@ -452,19 +479,19 @@ class CaseActivities:
         """Mint the case's RA number once; a retry gets the number minted before."""
         order = self.orders.get_order(request.order_id)
         ordered = {line.sku: line.quantity for line in order.lines} if order else {}
-        issued = self.returns.issue(request, ordered)
+        issued = self.returns.issue(request, ordered, audit=request.audit)
         if issued.ra:
             log.info("ra_issued", ra_number=issued.ra.ra_number)
         return issued
 
     @activity.defn(name="mark_ra_received")
     def mark_ra_received(self, change: RaChange) -> None:
-        self.returns.mark(change.case_id, RaStatus.RECEIVED, change.at)
+        self.returns.mark(change.case_id, RaStatus.RECEIVED, change.at, audit=change.audit)
 
     @activity.defn(name="expire_ra")
     def expire_ra(self, change: RaChange) -> None:
         """The RA can no longer be received, and its items may be returned on a new one."""
-        self.returns.mark(change.case_id, RaStatus.EXPIRED, change.at)
+        self.returns.mark(change.case_id, RaStatus.EXPIRED, change.at, audit=change.audit)
 
     def _returnable(self, order_id: str, *, except_case: str) -> ReturnableOrder | None:
         order = self.orders.get_order(order_id)
@@ -553,51 +580,3 @@ def _code_line(code: str) -> str:
         "To decide from the Temporal UI instead, send the signal `decision` with your "
         f"decision code: {code}\n(single use, for this request only; it expires with it)"
     )
-
-
-def _record(session: Session, entry: AuditEntry) -> bool:
-    """Write one audit line and its effects on the case; False when already written."""
-    already = session.scalar(
-        select(AuditRecord.id).where(
-            AuditRecord.case_id == entry.case_id, AuditRecord.seq == entry.seq
-        )
-    )
-    if already is not None:
-        return False
-    session.add(
-        AuditRecord(
-            case_id=entry.case_id,
-            seq=entry.seq,
-            at=entry.at,
-            event=entry.event,
-            actor=entry.actor,
-            detail=entry.detail,
-        )
-    )
-    case = session.get(Case, entry.case_id)
-    if case is not None:
-        if entry.status is not None:
-            case.status = entry.status.value
-        if entry.step is not None:
-            case.step = entry.step
-        case.updated_at = max(case.updated_at, entry.at)
-    if entry.approval is not None:
-        _save_approval(session, entry.case_id, entry.approval)
-    return True
-
-
-def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None:
-    row = session.get(Approval, case_id) or Approval(case_id=case_id)
-    row.status = state.status.value
-    row.amount = state.amount
-    row.reason = state.reason
-    row.requested_by = state.requested_by
-    row.requested_at = state.requested_at
-    row.remind_at = state.remind_at
-    row.escalate_at = state.escalate_at
-    row.due_at = state.due_at
-    row.eligible_approvers = list(state.eligible_approvers)
-    row.decided_by = state.decided_by
-    row.decided_at = state.decided_at
-    row.note = state.note
-    session.add(row)

@@ -9,6 +9,7 @@ order's refunded total and its reservation, in one transaction.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -18,8 +19,9 @@ from sqlalchemy import BigInteger, ColumnElement, Result, literal, select, type_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from activities import audit as audit_trail
 from infra.db import Database, LedgerEntry, Order, RefundReservation
-from workflows.models import RefundInstruction, RefundMethod, RefundReceipt
+from workflows.models import AuditEntry, RefundInstruction, RefundMethod, RefundReceipt
 
 
 class PaymentDeclined(Exception):
@@ -91,11 +93,23 @@ class RefundLedger:
             )
             return None if entry is None else _receipt(entry)
 
-    def hold(self, key: str, *, case_id: str, order_id: str, amount: Decimal) -> Held:
-        """Reserve ``amount`` on the order for ``key``, or set an existing hold to it."""
+    def hold(
+        self,
+        key: str,
+        *,
+        case_id: str,
+        order_id: str,
+        amount: Decimal,
+        audit: Sequence[AuditEntry] = (),
+    ) -> Held:
+        """Reserve ``amount`` on the order for ``key``, or set an existing hold to it.
+
+        ``audit`` lines are written in the same transaction (and rolled back with a refusal).
+        """
         try:
             with self._db.transaction() as session:
                 row = session.get(RefundReservation, key, with_for_update=True)
+                audit_trail.write(session, audit)
                 if row is not None and row.status != Held.HELD.value:
                     return Held(row.status)
                 now = datetime.now(UTC)
@@ -131,16 +145,20 @@ class RefundLedger:
             # now finding its row.
             if not self._exists(key):
                 raise  # not a duplicate key (an unknown case): nothing to find
-            return self.hold(key, case_id=case_id, order_id=order_id, amount=amount)
+            return self.hold(key, case_id=case_id, order_id=order_id, amount=amount, audit=audit)
 
     def _exists(self, key: str) -> bool:
         with self._db.transaction() as session:
             return session.get(RefundReservation, key) is not None
 
-    def release(self, key: str) -> bool:
-        """Give a held amount back to the order; False when nothing was held for ``key``."""
+    def release(self, key: str, *, audit: Sequence[AuditEntry] = ()) -> bool:
+        """Give a held amount back to the order; False when nothing was held for ``key``.
+
+        ``audit`` lines are written in the same transaction, released or not.
+        """
         with self._db.transaction() as session:
             row = session.get(RefundReservation, key, with_for_update=True)
+            audit_trail.write(session, audit)
             if row is None or row.status != Held.HELD.value:
                 return False
             released = session.execute(

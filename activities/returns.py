@@ -8,15 +8,17 @@ returned while their RA is issued or received; an expired RA frees them again.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from activities import audit as audit_trail
 from infra.db import Database, ReturnAuthorization
 from workflows import policy
-from workflows.models import RaIssue, RaIssued, RaState, RaStatus
+from workflows.models import AuditEntry, RaIssue, RaIssued, RaState, RaStatus
 
 LIVE = (RaStatus.ISSUED.value, RaStatus.RECEIVED.value)
 
@@ -34,11 +36,15 @@ class ReturnAuthorizations:
         with self._db.transaction() as session:
             return _returned(session, order_id, except_case)
 
-    def issue(self, request: RaIssue, ordered: dict[str, int]) -> RaIssued:
-        """Mint the case's RA, or return the one an earlier attempt minted."""
+    def issue(
+        self, request: RaIssue, ordered: dict[str, int], *, audit: Sequence[AuditEntry] = ()
+    ) -> RaIssued:
+        """Mint the case's RA, or return the one an earlier attempt minted; ``audit`` lines
+        are written in the same transaction, minted or refused."""
         try:
             with self._db.transaction() as session:
                 _serialize_per_order(session, request.order_id)
+                audit_trail.write(session, audit)
                 existing = _by_case(session, request.case_id)
                 if existing is not None:
                     return RaIssued(ra=_state(existing))
@@ -66,6 +72,8 @@ class ReturnAuthorizations:
             found = self.find(request.case_id)
             if found is None:
                 raise
+            with self._db.transaction() as session:  # rolled back with the losing mint
+                audit_trail.write(session, audit)
             return RaIssued(ra=found)
 
     def find(self, case_id: str) -> RaState | None:
@@ -82,12 +90,16 @@ class ReturnAuthorizations:
                 )
             )
 
-    def mark(self, case_id: str, status: RaStatus, at: datetime) -> RaState | None:
-        """Move an issued RA to received or expired; a repeat changes nothing."""
+    def mark(
+        self, case_id: str, status: RaStatus, at: datetime, *, audit: Sequence[AuditEntry] = ()
+    ) -> RaState | None:
+        """Move an issued RA to received or expired; a repeat changes nothing. ``audit``
+        lines are written in the same transaction."""
         values: dict[str, object] = {"status": status.value}
         if status is RaStatus.RECEIVED:
             values["received_at"] = at
         with self._db.transaction() as session:
+            audit_trail.write(session, audit)
             session.execute(
                 update(ReturnAuthorization)
                 .where(

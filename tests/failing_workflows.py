@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.cases import CaseActivities
     from workflows.case import CaseWorkflow
     from workflows.models import (
         CaseStatus,
@@ -19,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         RefundInstruction,
         RefundMethod,
-        RefundReceipt,
         RefundRequest,
     )
 
@@ -74,5 +74,5 @@ class PaysWithTwoAttempts(_Procedure):
             issued_at=workflow.now(),
         )
         two = RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=2)
-        await self.call("issue_refund", instruction, RefundReceipt, summary="Pay", retry=two)
+        await self.call(CaseActivities.issue_refund, instruction, summary="Pay", retry=two)
         return await self.finish(CaseStatus.COMPLETED, reason="paid")

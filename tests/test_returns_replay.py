@@ -94,6 +94,9 @@ SCENARIOS: dict[str, tuple[Scenario, CaseStatus]] = {
     "return_refunded_after_approval": (refunded_after_approval, CaseStatus.COMPLETED),
     "return_expired": (expired, CaseStatus.EXPIRED),
     "return_window_exception_rejected": (window_exception_rejected, CaseStatus.REJECTED),
+    # Recorded on the lean-bookkeeping path (lines riding with effects, flushed before waits).
+    "return_lean_refunded_after_approval": (refunded_after_approval, CaseStatus.COMPLETED),
+    "return_lean_expired": (expired, CaseStatus.EXPIRED),
 }
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.cases import CaseActivities
     from workflows import policy
     from workflows.models import (
         ApprovalState,
@@ -27,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         DecisionCheck,
         DecisionKind,
-        DecisionVerdict,
         Recipient,
     )
 
@@ -86,9 +86,8 @@ class ApprovalGate:
             rules=self._case.rules,
         )
         verdict = await self._case.call(
-            "verify_decision",
+            CaseActivities.verify_decision,
             check,
-            DecisionVerdict,
             summary=f"Verify the decision of {decision.approver_id}",
         )
         # The request may have been decided or expired while the check ran.
@@ -172,7 +171,7 @@ class ApprovalGate:
         remaining = deadline - workflow.now()
         if self.state.status is ApprovalStatus.PENDING and remaining.total_seconds() > 0:
             with contextlib.suppress(TimeoutError):  # the deadline passed undecided
-                await workflow.wait_condition(
+                await self._case.wait_condition(
                     lambda: (
                         self.state is not None and self.state.status is not ApprovalStatus.PENDING
                     ),
@@ -185,9 +184,8 @@ class ApprovalGate:
         """Who may decide, as of now: delegations start and end while a case waits."""
         assert self.state is not None
         self._directory = await self._case.call(
-            "find_approvers",
+            CaseActivities.find_approvers,
             ApproverLookup(case_id=self._case.case_id, at=workflow.now()),
-            ApproverDirectory,
             summary="Look up eligible approvers",
         )
         eligible = policy.eligible_approvers(

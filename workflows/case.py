@@ -5,6 +5,7 @@ Procedures subclass ``CaseWorkflow`` and read like their SOP; the plumbing lives
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -24,11 +25,14 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from activities.cases import CaseActivities
     from workflows import visibility
     from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
     from workflows.models import (
         ApprovalState,
+        Audited,
         AuditEntry,
+        AuditLines,
         CaseOpening,
         CaseRules,
         CaseState,
@@ -42,8 +46,15 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
 
-T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
+C = TypeVar("C", bound=Audited)
 M = TypeVar("M", bound=BaseModel)
+
+# A case's audit lines ride with the work they record: written in the transaction of the
+# next activity that has an effect, or by one activity before the case waits or ends,
+# instead of one activity per line. Cases opened before replay the line-per-activity path.
+LEAN_BOOKKEEPING = "lean-bookkeeping"
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Database and mail hiccups heal themselves; keep retrying, slowly, rather than lose a case.
@@ -139,7 +150,21 @@ class CaseWorkflow:
         self._seen_events: set[str] = set()
         self._rules: CaseRules | None = None
         self._opening: CaseOpening | None = None
+        self._lean: bool | None = None
+        # Lines recorded, in the timeline, not yet handed to an activity to write.
+        self._pending: list[AuditEntry] = []
+        # Durable waits (and the closing wait) in progress: lines are written at once then.
+        self._waits = 0
+        # The task running the procedure's steps; message handlers run in tasks of their own.
+        self._main: asyncio.Task[Any] | None = None
         self.gate = ApprovalGate(self)
+
+    @property
+    def lean(self) -> bool:
+        """Whether this case batches its audit lines; asked once (as it opens), remembered."""
+        if self._lean is None:
+            self._lean = workflow.patched(LEAN_BOOKKEEPING)
+        return self._lean
 
     @property
     def rules(self) -> CaseRules:
@@ -253,25 +278,52 @@ class CaseWorkflow:
 
     async def call(
         self,
-        activity: str,
-        arg: BaseModel,
-        result_type: type[T],
+        activity: Callable[[CaseActivities, A], R],
+        arg: A,
         *,
         summary: str,
         retry: RetryPolicy = DEFAULT_RETRY,
-    ) -> T:
-        result: T = await workflow.execute_activity(
+        schedule_to_close: timedelta | None = None,
+    ) -> R:
+        """Run one of the case's activities, by reference: argument and result type-checked."""
+        return await workflow.execute_activity_method(
             activity,
             arg,
-            result_type=result_type,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            schedule_to_close_timeout=schedule_to_close,
             retry_policy=retry,
             summary=summary,
         )
-        return result
+
+    async def effect(
+        self,
+        activity: Callable[[CaseActivities, C], R],
+        arg: C,
+        *,
+        summary: str,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        schedule_to_close: timedelta | None = None,
+    ) -> R:
+        """Run an activity that has an effect, the pending audit lines riding with it: it
+        writes them in the transaction of its effect. Should it fail, they stay pending
+        (they happened all the same) for the next activity to write."""
+        lines = self._take_pending()
+        try:
+            return await self.call(
+                activity,
+                arg.model_copy(update={"audit": arg.audit + lines}) if lines else arg,
+                summary=summary,
+                retry=retry,
+                schedule_to_close=schedule_to_close,
+            )
+        except BaseException:
+            self._restore(lines)
+            raise
 
     async def open_case(self, request: BaseModel) -> CaseRules:
         """Record the case and the rules in force now; they hold for its whole life."""
+        lean = self.lean  # decided here, before the case's first command
+        self._main = asyncio.current_task()
         opening = CaseOpening(
             case_id=self.case_id,
             case_type=self.case_type,
@@ -283,8 +335,25 @@ class CaseWorkflow:
             opened_at=workflow.now(),
         )
         self._opening = opening
-        self._rules = await self.call("open_case", opening, CaseRules, summary="Open the case")
-        await self.record("case_opened", actor=self._requested_by, step="Opened")
+        if not lean:
+            self._rules = await self.call(
+                CaseActivities.open_case, opening, summary="Open the case"
+            )
+            await self.record("case_opened", actor=self._requested_by, step="Opened")
+            return self._rules
+        # The case row and its first line, in one transaction.
+        before = self._status, self._step
+        entry = self._entry("case_opened", self._requested_by, None, None, "Opened", None)
+        line = self._timeline[-1]
+        self._pending.append(entry)
+        try:
+            self._rules = await self.effect(
+                CaseActivities.open_case, opening, summary="Open the case"
+            )
+        except BaseException:
+            self._pending = [kept for kept in self._pending if kept is not entry]
+            self._unwritten(entry, line, before)
+            raise
         return self._rules
 
     def _entry(
@@ -328,15 +397,74 @@ class CaseWorkflow:
         step: str | None = None,
         approval: ApprovalState | None = None,
     ) -> None:
-        """Add a line to the audit trail (and move the case to ``status``/``step``)."""
+        """Add a line to the audit trail (and move the case to ``status``/``step``).
+
+        A lean case holds a line of its steps until its next activity with an effect, or
+        until it waits or ends, whichever comes first. A line recorded while it waits, or by
+        a message handler (the steps may be inside a payment retrying for an hour), is
+        written at once, with any held before it.
+        """
         before = self._status, self._step
         entry = self._entry(event, actor, detail, status, step, approval)
         line = self._timeline[-1]
+        if not self.lean:
+            try:
+                await self.call(CaseActivities.record_event, entry, summary=f"Audit: {event}")
+            except BaseException:
+                self._unwritten(entry, line, before)
+                raise
+            return
+        if not self._waits and asyncio.current_task() is self._main:
+            self._pending.append(entry)
+            return
+        earlier = self._take_pending()
         try:
-            await self.call("record_event", entry, type(None), summary=f"Audit: {event}")
+            await self._write_lines((*earlier, entry), summary=f"Audit: {event}")
         except BaseException:
+            self._restore(earlier)
             self._unwritten(entry, line, before)
             raise
+
+    async def flush(self) -> None:
+        """Write every pending line now (one activity), before the case waits or ends."""
+        while self._pending:
+            lines = self._take_pending()
+            try:
+                await self._write_lines(lines, summary=f"Audit: {lines[-1].event}")
+            except BaseException:
+                self._restore(lines)
+                raise
+
+    async def _write_lines(self, lines: tuple[AuditEntry, ...], *, summary: str) -> None:
+        await self.call(CaseActivities.record_lines, AuditLines(lines=lines), summary=summary)
+
+    def _take_pending(self) -> tuple[AuditEntry, ...]:
+        lines, self._pending = tuple(self._pending), []
+        return lines
+
+    def _restore(self, lines: tuple[AuditEntry, ...]) -> None:
+        """Lines whose carrier failed: pending again, in their order, for the next write."""
+        if lines:
+            self._pending = sorted([*lines, *self._pending], key=lambda entry: entry.seq)
+
+    async def wait_condition(
+        self,
+        condition: Callable[[], bool],
+        *,
+        timeout: timedelta | None = None,  # noqa: ASYNC109 - a Temporal timer, as in the SDK's
+        timeout_summary: str | None = None,
+    ) -> None:
+        """``workflow.wait_condition`` for a durable wait (a person, a package, a deadline):
+        every pending line is written first, and lines recorded while it waits are written
+        at once, so the database never lags a sleeping case. TimeoutError as the original."""
+        self._waits += 1
+        try:
+            await self.flush()
+            await workflow.wait_condition(
+                condition, timeout=timeout, timeout_summary=timeout_summary
+            )
+        finally:
+            self._waits -= 1
 
     async def notify(
         self,
@@ -354,10 +482,12 @@ class CaseWorkflow:
     ) -> None:
         """Queue an email from ``template``, with its audit line, in one transaction."""
         detail = {**(detail or {}), "email": template, "to": recipient.value}
+        earlier = self._take_pending()  # written first, in the email's transaction
         before = self._status, self._step
         entry = self._entry(event or f"email_{template}", "system", detail, status, step, approval)
         line = self._timeline[-1]
         notice = Notice(
+            audit=earlier,
             entry=entry,
             template=template,
             recipient=recipient,
@@ -366,8 +496,9 @@ class CaseWorkflow:
             context={**self.notice_context(), **(context or {})},
         )
         try:
-            await self.call("send_notice", notice, type(None), summary=f"Email: {template}")
+            await self.call(CaseActivities.send_notice, notice, summary=f"Email: {template}")
         except BaseException:
+            self._restore(earlier)
             self._unwritten(entry, line, before)
             raise
 
@@ -403,6 +534,7 @@ class CaseWorkflow:
         """End the case: tell the customer (when there is a template) and return the outcome."""
         step = f"Closed: {reason}" if reason else "Closed"
         event, detail = f"case_{status.value}", {"reason": reason}
+        self._waits += 1  # the case ends: nothing is held back from here on
         if template:
             await self.notify(
                 template,
@@ -417,7 +549,7 @@ class CaseWorkflow:
             await self.record(event, detail=detail, status=status, step=step)
         self._outcome = outcome or Outcome(status=status, reason=reason)
         # Let any in-flight signal or update handler finish before the case closes.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.wait_condition(workflow.all_handlers_finished)
         return self._outcome
 
     # ---- when something breaks ------------------------------------------------------------
@@ -435,21 +567,27 @@ class CaseWorkflow:
             f"Needs attention: {reason}"[:200],  # the step column holds 200 characters
             None,
         )
+        self._waits += 1  # the case ends: nothing is held back from here on
+        earlier = self._take_pending()
         escalation = Escalation(
+            audit=earlier,
             entry=entry,
             department=department,
             context={**self.notice_context(), "reason": reason, "failed_step": failed_step},
             opening=self._opening,
         )
-        await workflow.execute_activity(
-            "record_needs_attention",
-            escalation,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ATTENTION_RETRY,
-            summary="Needs attention: tell the CS manager",
-        )
+        try:
+            await self.call(
+                CaseActivities.record_needs_attention,
+                escalation,
+                retry=ATTENTION_RETRY,
+                summary="Needs attention: tell the CS manager",
+            )
+        except BaseException:
+            self._restore(earlier)
+            raise
         self._outcome = Outcome(status=CaseStatus.NEEDS_ATTENTION, reason=reason)
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.wait_condition(workflow.all_handlers_finished)
         return self._outcome
 
     def describe_fault(self, error: Exception) -> tuple[str, dict[str, str], str | None]:

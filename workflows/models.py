@@ -153,7 +153,17 @@ class StoreCreditChoice(Model):
 # ---- Activity inputs and results -----------------------------------------------------------
 
 
-class CaseOpening(Model):
+class Audited(Model):
+    """An activity input that carries audit lines, written in the transaction of its effect.
+
+    ``audit`` holds the case's lines recorded since the last write (each once, by its seq),
+    so bookkeeping rides with the work instead of costing an activity per line.
+    """
+
+    audit: tuple[AuditEntry, ...] = ()
+
+
+class CaseOpening(Audited):
     case_id: str
     case_type: CaseType
     order_id: str
@@ -178,6 +188,12 @@ class AuditEntry(Model):
     approval: ApprovalState | None = None
 
 
+class AuditLines(Model):
+    """Lines with no effect of their own, written together (before the case waits)."""
+
+    lines: tuple[AuditEntry, ...]
+
+
 class Recipient(StrEnum):
     CUSTOMER = "customer"
     APPROVERS = "approvers"
@@ -185,8 +201,9 @@ class Recipient(StrEnum):
     DEPARTMENT = "department"
 
 
-class Notice(Model):
-    """An email from a template, queued with its audit line in one transaction."""
+class Notice(Audited):
+    """An email from a template, queued with its audit line in one transaction (after the
+    earlier lines in ``audit``)."""
 
     entry: AuditEntry
     template: str
@@ -196,7 +213,7 @@ class Notice(Model):
     context: dict[str, str] = {}
 
 
-class Escalation(Model):
+class Escalation(Audited):
     """A case stopped by a fault: its ``needs_attention`` audit line and who must be told.
 
     The CS manager always is; ``department`` (the owner of the failing step) too, when set.
@@ -260,7 +277,7 @@ class DecisionVerdict(Model):
     kind: str = "NotAuthorized"
 
 
-class RefundInstruction(Model):
+class RefundInstruction(Audited):
     case_id: str
     idempotency_key: str
     order_id: str
@@ -270,7 +287,7 @@ class RefundInstruction(Model):
     issued_at: datetime
 
 
-class RefundHold(Model):
+class RefundHold(Audited):
     """Hold ``amount`` of an order for the payment keyed ``idempotency_key`` (its own key)."""
 
     case_id: str
@@ -280,7 +297,7 @@ class RefundHold(Model):
     amount: PositiveMoney
 
 
-class RefundRelease(Model):
+class RefundRelease(Audited):
     """Give back what the payment keyed ``idempotency_key`` held: it will not be made."""
 
     case_id: str
@@ -353,6 +370,7 @@ class CaseState(Model):
 
 
 AuditEntry.model_rebuild()
+Audited.model_rebuild()
 DecisionCheck.model_rebuild()
 
 
@@ -479,7 +497,7 @@ class ReturnableOrder(Model):
     returned: dict[str, int] = {}
 
 
-class RaIssue(Model):
+class RaIssue(Audited):
     case_id: str
     order_id: str
     customer_id: str
@@ -495,6 +513,6 @@ class RaIssued(Model):
     refusal: str = ""
 
 
-class RaChange(Model):
+class RaChange(Audited):
     case_id: str
     at: datetime

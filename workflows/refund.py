@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.cases import CaseActivities
     from workflows.models import (
         CaseStatus,
         CaseType,
@@ -49,7 +50,7 @@ class RefundWorkflow(RefundingCase):
         check = RefundCheck(
             order_id=request.order_id, customer_id=request.customer_id, amount=request.amount
         )
-        verdict = await self.call("verify_refund", check, OrderVerdict, summary="Verify the order")
+        verdict = await self.call(CaseActivities.verify_refund, check, summary="Verify the order")
         await self.record(
             "order_verified" if verdict.ok else "order_not_refundable",
             detail={"refundable": f"{verdict.refundable:.2f}", "reason": verdict.reason},

@@ -15,8 +15,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.cases import CaseActivities
     from workflows import policy
-    from workflows.case import ACTIVITY_TIMEOUT, CaseWorkflow
+    from workflows.case import CaseWorkflow
     from workflows.models import (
         ApprovalStatus,
         CaseStatus,
@@ -168,8 +169,8 @@ class RefundingCase(CaseWorkflow):
             customer_id=self._customer_id,
             amount=amount,
         )
-        verdict = await self.call(
-            "reserve_refund", hold, OrderVerdict, summary=f"Reserve {amount:.2f} on the order"
+        verdict = await self.effect(
+            CaseActivities.reserve_refund, hold, summary=f"Reserve {amount:.2f} on the order"
         )
         if verdict.ok:
             self._holding = amount
@@ -195,26 +196,22 @@ class RefundingCase(CaseWorkflow):
     async def pay(self, instruction: RefundInstruction) -> RefundReceipt:
         """The payment, from a reservation on the order, retried while the gateway is out."""
         amount, method = instruction.amount, instruction.method
-        receipt: RefundReceipt = await workflow.execute_activity(
-            "issue_refund",
+        return await self.effect(
+            CaseActivities.issue_refund,
             instruction,
-            result_type=RefundReceipt,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
             # Every attempt and every wait between them: an outage longer than this is
             # handed to a person instead of retried for ever.
-            schedule_to_close_timeout=self.rules.payment_retry_for,
-            retry_policy=PAYMENT_RETRY,
+            schedule_to_close=self.rules.payment_retry_for,
+            retry=PAYMENT_RETRY,
             summary=f"Refund {amount:.2f} as {method.value}",
         )
-        return receipt
 
     async def release_reservation(self, key: str) -> None:
         """Give the amount held for the payment ``key`` back to the order: it will not be paid."""
         self._holding = None
-        released = await self.call(
-            "release_refund",
+        released = await self.effect(
+            CaseActivities.release_refund,
             RefundRelease(case_id=self.case_id, idempotency_key=key),
-            bool,
             summary="Release the reserved amount",
         )
         if released:

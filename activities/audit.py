@@ -1,0 +1,81 @@
+"""The audit trail: lines written inside the caller's transaction, each exactly once.
+
+Every activity that has an effect writes the case's pending lines in the same transaction
+as the effect, so a case's bookkeeping costs no activity of its own. ``(case_id, seq)`` is
+unique: a retried attempt, or a line carried again after its first carrier failed, finds
+the row already there and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from infra.db import Approval, AuditRecord, Case
+from workflows.models import ApprovalState, AuditEntry
+
+
+def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
+    """Write the lines not yet written, in seq order, each moving the case's status, step
+    and approval as it goes; the seqs written now."""
+    if not entries:
+        return set()
+    case_id = entries[0].case_id
+    assert all(entry.case_id == case_id for entry in entries), "one case per write"
+    written = set(
+        session.scalars(
+            select(AuditRecord.seq).where(
+                AuditRecord.case_id == case_id,
+                AuditRecord.seq.in_([entry.seq for entry in entries]),
+            )
+        )
+    )
+    case = session.get(Case, case_id)
+    added: set[int] = set()
+    for entry in sorted(entries, key=lambda line: line.seq):
+        if entry.seq in written or entry.seq in added:
+            continue
+        session.add(
+            AuditRecord(
+                case_id=entry.case_id,
+                seq=entry.seq,
+                at=entry.at,
+                event=entry.event,
+                actor=entry.actor,
+                detail=entry.detail,
+            )
+        )
+        added.add(entry.seq)
+        if case is not None:
+            if entry.status is not None:
+                case.status = entry.status.value
+            if entry.step is not None:
+                case.step = entry.step
+            case.updated_at = max(case.updated_at, entry.at)
+        if entry.approval is not None:
+            _save_approval(session, entry.case_id, entry.approval)
+    return added
+
+
+def write_one(session: Session, entry: AuditEntry) -> bool:
+    """Write one line and its effects on the case; False when it was already written."""
+    return bool(write(session, [entry]))
+
+
+def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None:
+    row = session.get(Approval, case_id) or Approval(case_id=case_id)
+    row.status = state.status.value
+    row.amount = state.amount
+    row.reason = state.reason
+    row.requested_by = state.requested_by
+    row.requested_at = state.requested_at
+    row.remind_at = state.remind_at
+    row.escalate_at = state.escalate_at
+    row.due_at = state.due_at
+    row.eligible_approvers = list(state.eligible_approvers)
+    row.decided_by = state.decided_by
+    row.decided_at = state.decided_at
+    row.note = state.note
+    session.add(row)
