@@ -25,6 +25,7 @@ from infra.logs import configure_logging
 from settings import Settings, get_settings
 from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
+from workflows.sandbox import workflow_runner
 
 WORKFLOWS: Sequence[type] = (RefundWorkflow, ReturnWorkflow)
 
@@ -63,6 +64,8 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
+        # Pass-through modules listed once; the shared workflow logic is checked by the sandbox.
+        workflow_runner=workflow_runner(),
         activities=activities.all(),
         # Activities are synchronous database work: run them on threads, not the event loop.
         activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),

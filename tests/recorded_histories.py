@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from infra.temporal import DATA_CONVERTER
+from workflows.sandbox import workflow_runner
 
 ROOT = Path(__file__).resolve().parent / "histories"
 
@@ -32,7 +33,11 @@ class Shelf:
         return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
 
     async def replay(self, history: WorkflowHistory) -> WorkflowReplayResult:
-        replayer = Replayer(workflows=[self.workflow], data_converter=DATA_CONVERTER)
+        replayer = Replayer(
+            workflows=[self.workflow],
+            data_converter=DATA_CONVERTER,
+            workflow_runner=workflow_runner(),  # the worker's sandbox, pass-through list included
+        )
         return await replayer.replay_workflow(history)
 
     def keep_if_recording(self, scenario: str, history: WorkflowHistory) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from workflows import policy
     from workflows.models import (

@@ -14,9 +14,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
+from workflows.case import ACTIVITY_TIMEOUT, CaseWorkflow
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from workflows import policy
-    from workflows.case import ACTIVITY_TIMEOUT, CaseWorkflow
     from workflows.models import (
         ApprovalStatus,
         CaseStatus,

@@ -14,9 +14,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows.approval import Refusal
+from workflows.refunding import RefundingCase, relayed
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from workflows import visibility
-    from workflows.approval import Refusal
     from workflows.models import (
         ApprovalStatus,
         CaseState,
@@ -38,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         ReturnRequest,
         ReturnVerdict,
     )
-    from workflows.refunding import RefundingCase, relayed
 
 
 # The items' value is reserved on the order before the RA is minted (issue 7, item 2).
