@@ -12,8 +12,9 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalStatus,
         ApproverDirectory,
         ApproverLookup,
+        CaseRules,
         CaseStatus,
         Decision,
         DecisionCheck,
@@ -37,8 +39,48 @@ with workflow.unsafe.imports_passed_through():
 # took the old path, and replay it.
 VERIFIED_DECISIONS = "verified-decisions"
 
-if TYPE_CHECKING:
-    from workflows.case import CaseWorkflow
+T = TypeVar("T")
+
+
+class GatedCase(Protocol):
+    """What the gate needs of the case it guards: its id and rules, its activities, its audit
+    trail and its emails. Every procedure's case provides them (``CaseWorkflow``); the gate
+    depends on this much only, so that it can be read, and changed, on its own."""
+
+    @property
+    def case_id(self) -> str: ...
+
+    @property
+    def rules(self) -> CaseRules: ...
+
+    async def call(self, activity: str, arg: BaseModel, result_type: type[T], *, summary: str) -> T:
+        """Run an activity of the case (its retry policy and timeouts) and return its result."""
+        ...
+
+    async def record(
+        self,
+        event: str,
+        *,
+        actor: str = ...,
+        detail: dict[str, str] | None = ...,
+        approval: ApprovalState | None = ...,
+    ) -> None:
+        """Add a line to the case's audit trail."""
+        ...
+
+    async def notify(
+        self,
+        template: str,
+        recipient: Recipient,
+        *,
+        staff_ids: tuple[str, ...] = ...,
+        context: dict[str, str] | None = ...,
+        status: CaseStatus | None = ...,
+        step: str | None = ...,
+        approval: ApprovalState | None = ...,
+    ) -> None:
+        """Queue an email from ``template`` with its audit line (moving the case on)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +92,7 @@ class Refusal:
 
 
 class ApprovalGate:
-    def __init__(self, case: CaseWorkflow) -> None:
+    def __init__(self, case: GatedCase) -> None:
         self._case = case
         self._directory = ApproverDirectory(staff=())
         self._applied_event_ids: set[str] = set()
