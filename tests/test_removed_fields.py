@@ -9,15 +9,11 @@ do carry the fields, today's model does not, and they replay.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
 
-from tests.recorded_histories import ROOT, Shelf
+from tests.recorded_histories import ROOT, Shelf, opening_rules
 from workflows.models import CaseRules, CaseType
 from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
@@ -29,30 +25,13 @@ SHELVES = [Shelf(ROOT, RefundWorkflow), Shelf(ROOT / "returns", ReturnWorkflow)]
 RECORDED = [(shelf, path) for shelf in SHELVES for path in shelf.recorded()]
 
 
-def recorded_rules(history: WorkflowHistory) -> dict[str, Any]:
-    """The ``CaseRules`` the case's ``open_case`` activity returned, as recorded (JSON)."""
-    scheduled = {
-        event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    for event in history.events:
-        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            continue
-        completed = event.activity_task_completed_event_attributes
-        if scheduled[completed.scheduled_event_id] == "open_case":
-            rules: dict[str, Any] = json.loads(completed.result.payloads[0].data)
-            return rules
-    raise AssertionError("the history never opened its case")
-
-
 def test_the_removed_fields_are_gone_from_the_models() -> None:
     assert not REMOVED_RULES & set(CaseRules.model_fields)
     assert not REMOVED_CASE_TYPES & {member.value for member in CaseType}
 
 
 def carries_removed_rules(shelf: Shelf, path: Path) -> bool:
-    return set(recorded_rules(shelf.load(path))) >= REMOVED_RULES
+    return set(opening_rules(shelf.load(path))) >= REMOVED_RULES
 
 
 CARRYING = [(shelf, path) for shelf, path in RECORDED if carries_removed_rules(shelf, path)]
