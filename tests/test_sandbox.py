@@ -32,8 +32,9 @@ from workflows import sandbox
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
 
-# A refund over the approval threshold: it opens the case, waits at the gate and pays.
-HISTORY = HISTORIES / "refund_approved_by_update.json"
+# A refund over the approval threshold (on the current path of every patch): it opens the
+# case, waits at the gate, is approved by a signal and pays.
+HISTORY = HISTORIES / "refund_approved_by_signal_with_code.json"
 
 # Run in a fresh interpreter whose ``workflows`` package is the altered copy.
 REPLAY = textwrap.dedent(
