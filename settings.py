@@ -86,10 +86,8 @@ class Settings(BaseSettings):
     return_address: str = "Exotic Meats Company Returns, 100 Warehouse Way, Austin, TX 78701"
     departments: dict[str, Department] = Field(default_factory=_default_departments)
 
-    # Manager Authorization Required (strictly greater than each amount).
+    # Manager Authorization Required (strictly greater than the amount).
     refund_approval_above: Decimal = Decimal("500.00")
-    complaint_settlement_above: Decimal = Decimal("1000.00")
-    freight_claim_above: Decimal = Decimal("200.00")
     approver_roles: tuple[str, ...] = ("supervisor", "manager")
     # Decisions sent as the Temporal signal `decision` (the Temporal UI). Each must carry the
     # approver's single-use code from the approval email; False refuses every one of them.
@@ -112,9 +110,6 @@ class Settings(BaseSettings):
     return_reminder_after: timedelta = timedelta(days=14)
     ra_expires_after: timedelta = timedelta(days=30)
 
-    # Follow-up Procedures.
-    follow_up_within: timedelta = timedelta(hours=24)
-
     # Paying money back: how long a payment gateway outage is retried before the case is
     # handed to Accounting (needs_attention) and its reserved amount released.
     payment_retry_for: timedelta = timedelta(hours=1)
@@ -126,7 +121,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration")
         return value
 
-    @field_validator("refund_approval_above", "complaint_settlement_above", "freight_claim_above")
+    @field_validator("refund_approval_above")
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
         if value < 0 or value != value.quantize(Decimal("0.01")):
@@ -148,8 +143,6 @@ class Settings(BaseSettings):
         return CaseRules(
             currency=self.currency,
             refund_approval_above=self.refund_approval_above,
-            complaint_settlement_above=self.complaint_settlement_above,
-            freight_claim_above=self.freight_claim_above,
             calendar=self.calendar,
             approval=ApprovalRules(
                 remind_after=self.approval_remind_after,
@@ -160,7 +153,6 @@ class Settings(BaseSettings):
             return_window=self.return_window,
             return_reminder_after=self.return_reminder_after,
             ra_expires_after=self.ra_expires_after,
-            follow_up_within=self.follow_up_within,
             payment_retry_for=self.payment_retry_for,
         )
 

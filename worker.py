@@ -23,6 +23,7 @@ from infra.db import Database
 from infra.logs import configure_logging
 from registry import WORKFLOWS
 from settings import Settings, get_settings
+from workflows.sandbox import workflow_runner
 
 __all__ = ["WORKFLOWS", "build_activities", "build_worker", "run_worker"]
 
@@ -61,6 +62,8 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
+        # Pass-through modules listed once; the shared workflow logic is checked by the sandbox.
+        workflow_runner=workflow_runner(),
         activities=activities.all(),
         # Activities are synchronous database work: run them on threads, not the event loop.
         activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),

@@ -231,8 +231,13 @@ def shop(db: Database) -> Shop:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, task_queue=f"test-{uuid.uuid4().hex[:8]}")
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    """The worker's settings; a test parametrized indirectly (``indirect=["settings"]``) with
+    a dict of overrides runs its worker, and so its cases' rules, under those."""
+    overrides: dict[str, Any] = getattr(request, "param", None) or {}
+    return Settings(
+        database_url=database_url, task_queue=f"test-{uuid.uuid4().hex[:8]}", **overrides
+    )
 
 
 @pytest.fixture

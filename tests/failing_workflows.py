@@ -11,9 +11,11 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.case import CaseWorkflow
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
-    from workflows.case import CaseWorkflow
     from workflows.models import (
         CaseStatus,
         CaseType,

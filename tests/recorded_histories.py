@@ -6,14 +6,19 @@ exist and when a history may be recorded again).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from infra.temporal import DATA_CONVERTER
+from settings import Settings
+from workflows.sandbox import workflow_runner
 
 ROOT = Path(__file__).resolve().parent / "histories"
 
@@ -32,7 +37,11 @@ class Shelf:
         return WorkflowHistory.from_json(f"{path.stem}-replay", path.read_text())
 
     async def replay(self, history: WorkflowHistory) -> WorkflowReplayResult:
-        replayer = Replayer(workflows=[self.workflow], data_converter=DATA_CONVERTER)
+        replayer = Replayer(
+            workflows=[self.workflow],
+            data_converter=DATA_CONVERTER,
+            workflow_runner=workflow_runner(),  # the worker's sandbox, pass-through list included
+        )
         return await replayer.replay_workflow(history)
 
     def keep_if_recording(self, scenario: str, history: WorkflowHistory) -> None:
@@ -40,3 +49,27 @@ class Shelf:
         if os.environ.get("REPLAY_RECORD") == "1":
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{scenario}.json").write_text(history.to_json() + "\n")
+
+
+def opening_rules(history: WorkflowHistory) -> dict[str, Any]:
+    """The ``CaseRules`` the case's ``open_case`` activity returned, as recorded (JSON)."""
+    scheduled = {
+        event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            continue
+        completed = event.activity_task_completed_event_attributes
+        if scheduled[completed.scheduled_event_id] == "open_case":
+            rules: dict[str, Any] = json.loads(completed.result.payloads[0].data)
+            return rules
+    raise AssertionError("the history never opened its case")
+
+
+def rules_apart_from_defaults(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The case rules (JSON) that settings ``overrides`` change from the defaults."""
+    default = Settings().case_rules().model_dump(mode="json")
+    changed = Settings(**overrides).case_rules().model_dump(mode="json")
+    return {key: value for key, value in changed.items() if default.get(key) != value}

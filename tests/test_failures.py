@@ -51,6 +51,7 @@ from workflows.models import (
     RefundRequest,
 )
 from workflows.refund import RefundWorkflow
+from workflows.sandbox import workflow_runner
 
 CS_MANAGER = "csmanager@exoticmeats.com"
 ACCOUNTING = "accounting@exoticmeats.com"
@@ -124,6 +125,7 @@ async def running(
             env.client,
             task_queue=settings.task_queue,
             workflows=[*WORKFLOWS, ReadsAMissingFact, PaysWithTwoAttempts],
+            workflow_runner=workflow_runner(),
             activities=activities.all(),
             activity_executor=ThreadPoolExecutor(max_workers=4),
         ):
@@ -290,7 +292,9 @@ async def test_a_confirmation_that_cannot_be_rendered_ends_the_refund_needs_atte
         assert paid.amount == Decimal("100.00")
 
     # The failure path is deterministic: its history replays.
-    replayer = Replayer(workflows=[RefundWorkflow], data_converter=DATA_CONVERTER)
+    replayer = Replayer(
+        workflows=[RefundWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(await handle.fetch_history())
     assert result.replay_failure is None
 

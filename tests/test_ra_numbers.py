@@ -24,6 +24,7 @@ from tests.conftest import Cases, Shop
 from tests.test_returns import awaiting_return, delivered_order, ra_rows, return_of, start
 from worker import WORKFLOWS, build_activities, build_worker
 from workflows.models import CaseOpening, CaseType, RaIssue, RaIssued, RaStatus, ReturnItem
+from workflows.sandbox import workflow_runner
 
 T = TypeVar("T")
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -205,6 +206,7 @@ async def test_ra_minted_once_when_the_worker_stops_right_after_minting(
             client,
             task_queue=settings.task_queue,
             workflows=list(WORKFLOWS),
+            workflow_runner=workflow_runner(),
             activities=stopping.all(),
             activity_executor=ThreadPoolExecutor(max_workers=2),
             max_cached_workflows=0,

@@ -12,7 +12,11 @@ Two guards:
   break those open cases. Such a change needs ``workflow.patched(...)``; only when no case
   of the old shape can still be open may the files be recorded again, with
   ``REPLAY_RECORD=1 .venv/bin/pytest tests/test_replay.py -k fresh`` (and the reason in the
-  commit message).
+  commit message). To add a scenario, record only it: ``-k "fresh and <scenario>"``.
+
+Some scenarios run under non-default settings (``SETTINGS``): the rules a case opens with
+decide which timers and steps it takes, so a change that only shows under other rules (a
+lower threshold, another approval clock) must be caught too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from starter import case_state, decide
 from tests.conftest import Cases, Shop
-from tests.recorded_histories import ROOT, Shelf
+from tests.recorded_histories import ROOT, Shelf, opening_rules, rules_apart_from_defaults
 from tests.test_approval_gate import code_for
 from workflows.models import (
     CaseStatus,
@@ -116,6 +121,20 @@ async def expired(client: Client, cases: Cases, shop: Shop) -> WorkflowHandle[An
     return await cases.refund(refund("750.00"))  # reminder, escalation, expiry
 
 
+async def approved_over_a_lower_threshold(
+    client: Client, cases: Cases, shop: Shop
+) -> WorkflowHandle[Any, Any]:
+    """300.00 needs no manager by default; over a 100.00 threshold it waits for one."""
+    handle = await cases.refund(refund("300.00"))
+    await wait_for_approval(client, handle)
+    await decide(
+        client,
+        handle.id,
+        Decision(approver_id="sup-sam", decision=DecisionKind.APPROVE, event_id="evt-low"),
+    )
+    return handle
+
+
 SCENARIOS: dict[str, tuple[Callable[[Client, Cases, Shop], Awaitable[Any]], CaseStatus]] = {
     "refund_approved_by_update": (approved_by_update, CaseStatus.COMPLETED),
     "refund_approved_by_signal_with_code": (signal_verified_by_code, CaseStatus.COMPLETED),
@@ -125,10 +144,32 @@ SCENARIOS: dict[str, tuple[Callable[[Client, Cases, Shop], Awaitable[Any]], Case
     "refund_lean_under_threshold": (under_threshold, CaseStatus.COMPLETED),
     "refund_lean_store_credit_approved_by_signal": (store_credit_then_signal, CaseStatus.COMPLETED),
     "refund_lean_expired": (expired, CaseStatus.EXPIRED),
+    "refund_approved_over_a_lower_threshold": (
+        approved_over_a_lower_threshold,
+        CaseStatus.COMPLETED,
+    ),
+    "refund_expired_on_a_short_approval_clock": (expired, CaseStatus.EXPIRED),
+}
+
+# The settings (other than the defaults) each scenario's worker, and so its case, runs under.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "refund_approved_over_a_lower_threshold": {"refund_approval_above": Decimal("100.00")},
+    "refund_expired_on_a_short_approval_clock": {
+        "approval_remind_after": timedelta(hours=1),
+        "approval_escalate_after": timedelta(hours=2),
+        "approval_expire_after_days": 1,
+        "business_timezone": "Europe/London",
+        "business_days": (0, 1, 2, 3, 4, 5),
+    },
 }
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize(
+    ("scenario", "settings"),
+    [(name, SETTINGS.get(name, {})) for name in sorted(SCENARIOS)],
+    ids=sorted(SCENARIOS),
+    indirect=["settings"],
+)
 async def test_a_fresh_history_replays(
     client: Client, cases: Cases, shop: Shop, scenario: str
 ) -> None:
@@ -153,3 +194,12 @@ async def test_a_recorded_history_replays(path: Path) -> None:
     result = await SHELF.replay(SHELF.load(path))
 
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("scenario", sorted(SETTINGS))
+def test_a_history_for_other_settings_was_recorded_under_them(scenario: str) -> None:
+    expected = rules_apart_from_defaults(SETTINGS[scenario])
+    recorded = opening_rules(SHELF.load(SHELF.folder / f"{scenario}.json"))
+
+    assert expected, f"{scenario}: its settings change no rule of the case"
+    assert {key: recorded.get(key) for key in expected} == expected

@@ -9,13 +9,15 @@ the request. Everything the validators need is held here, since they may not do 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from temporalio import workflow
 
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import policy
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalStatus,
         ApproverDirectory,
         ApproverLookup,
+        CaseRules,
         CaseStatus,
         Decision,
         DecisionCheck,
@@ -36,8 +39,59 @@ with workflow.unsafe.imports_passed_through():
 # took the old path, and replay it.
 VERIFIED_DECISIONS = "verified-decisions"
 
-if TYPE_CHECKING:
-    from workflows.case import CaseWorkflow
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+class GatedCase(Protocol):
+    """What the gate needs of the case it guards: its id and rules, its activities, its audit
+    trail and its emails. Every procedure's case provides them (``CaseWorkflow``); the gate
+    depends on this much only, so that it can be read, and changed, on its own."""
+
+    @property
+    def case_id(self) -> str: ...
+
+    @property
+    def rules(self) -> CaseRules: ...
+
+    async def call(self, activity: Callable[[CaseActivities, A], R], arg: A, *, summary: str) -> R:
+        """Run an activity of the case (its retry policy and timeouts) and return its result."""
+        ...
+
+    async def wait_condition(
+        self,
+        condition: Callable[[], bool],
+        *,
+        timeout: timedelta | None = ...,  # noqa: ASYNC109 - a Temporal timer
+        timeout_summary: str | None = ...,
+    ) -> None:
+        """Wait durably (its audit lines written first); TimeoutError when ``timeout`` ends."""
+        ...
+
+    async def record(
+        self,
+        event: str,
+        *,
+        actor: str = ...,
+        detail: dict[str, str] | None = ...,
+        approval: ApprovalState | None = ...,
+    ) -> None:
+        """Add a line to the case's audit trail."""
+        ...
+
+    async def notify(
+        self,
+        template: str,
+        recipient: Recipient,
+        *,
+        staff_ids: tuple[str, ...] = ...,
+        context: dict[str, str] | None = ...,
+        status: CaseStatus | None = ...,
+        step: str | None = ...,
+        approval: ApprovalState | None = ...,
+    ) -> None:
+        """Queue an email from ``template`` with its audit line (moving the case on)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +103,7 @@ class Refusal:
 
 
 class ApprovalGate:
-    def __init__(self, case: CaseWorkflow) -> None:
+    def __init__(self, case: GatedCase) -> None:
         self._case = case
         self._directory = ApproverDirectory(staff=())
         self._applied_event_ids: set[str] = set()

@@ -24,10 +24,13 @@ from temporalio.exceptions import (
 )
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
+from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py); workflow
+# logic is imported normally, so that the sandbox checks it.
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import visibility
-    from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
     from workflows.models import (
         ApprovalState,
         Audited,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.refunding import RefundingCase
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows.models import (
@@ -14,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
         RefundCheck,
         RefundRequest,
     )
-    from workflows.refunding import RefundingCase
 
 
 @workflow.defn

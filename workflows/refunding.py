@@ -14,10 +14,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
+from workflows.case import CaseWorkflow
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import policy
-    from workflows.case import CaseWorkflow
     from workflows.models import (
         ApprovalStatus,
         CaseStatus,

@@ -14,10 +14,13 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows.approval import Refusal
+from workflows.refunding import RefundingCase, relayed
+
+# Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import visibility
-    from workflows.approval import Refusal
     from workflows.models import (
         ApprovalStatus,
         CaseState,
@@ -40,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         ReturnState,
         ReturnVerdict,
     )
-    from workflows.refunding import RefundingCase, relayed
 
 
 # The items' value is reserved on the order before the RA is minted (issue 7, item 2).
