@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -38,6 +39,7 @@ from settings import get_settings
 from workflows import visibility
 from workflows.models import (
     ApprovalState,
+    ApprovalStatus,
     CaseState,
     CaseType,
     Decision,
@@ -279,6 +281,22 @@ async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalSt
         if isinstance(cause, ApplicationError) and cause.type:
             raise DecisionRefused(cause.type, cause.message) from err
         raise
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            await _refuse_if_decided(client, case_id, err)
+        raise
+
+
+async def _refuse_if_decided(client: Client, case_id: str, closed: RPCError) -> None:
+    """A case that closed after its decision refuses a late one as it did while running: a
+    second decision racing the case's last step gets the same answer either side of it."""
+    try:
+        approval = (await case_state(client, case_id)).approval
+    except (RPCError, WorkflowQueryFailedError):
+        return  # unknown, or nobody answers for it: the caller sees the original error
+    if approval is not None and approval.status is not ApprovalStatus.PENDING:
+        message = f"no decision is pending on this case (already {approval.status})"
+        raise DecisionRefused("NoDecisionPending", message) from closed
 
 
 class UnknownEvent(ValueError):

@@ -625,6 +625,20 @@ async def test_second_decision_is_409(api: Api) -> None:
     assert "already rejected" in response.json()["detail"]
 
 
+async def test_second_decision_after_the_case_closed_still_says_it_was_decided(
+    api: Api, client: Client
+) -> None:
+    case_id = await api.awaiting_approval("750.00")
+    await api.decide(case_id, "reject", as_="mgr-mia")
+    await client.get_workflow_handle(case_id).result()
+    response = await api.decide(case_id, "approve", as_="mgr-max")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "no_decision",
+        "detail": "no decision is pending on this case (already rejected)",
+    }
+
+
 async def test_decision_on_a_closed_case_is_409(api: Api, client: Client) -> None:
     response = await api.refund("20.00")
     case_id = response.json()["case_id"]

@@ -170,6 +170,22 @@ async def test_second_decision_is_refused(client: Client, cases: Cases, shop: Sh
     assert ledger(shop) == []
 
 
+async def test_a_decision_after_the_decided_case_closed_is_refused_the_same_way(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.REJECT))
+    await handle.result()
+    with pytest.raises(DecisionRefused) as refused:
+        await decide(
+            client, handle.id, Decision(approver_id="mgr-max", decision=DecisionKind.APPROVE)
+        )
+    assert refused.value.kind == "NoDecisionPending"
+    assert refused.value.message == "no decision is pending on this case (already rejected)"
+    assert ledger(shop) == []
+
+
 async def test_unanswered_approval_reminds_escalates_then_expires(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
 ) -> None:

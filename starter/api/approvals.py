@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import DecisionRefused, decide
-from starter.api.auth import ApproverDep, ServicesDep
+from starter.api.auth import ApproverDep, Services, ServicesDep
 from starter.api.errors import ERRORS, ApiError, invalid, not_running
 from starter.api_models import ApprovalList, ApprovalView, DecisionBody, ErrorBody
-from workflows.models import Decision
+from workflows.models import ApprovalStatus, Decision
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +34,16 @@ async def list_approvals(services: ServicesDep, staff: ApproverDep) -> ApprovalL
 
 
 REFUSALS = {"NotAuthorized": (403, "not_authorized"), "NoDecisionPending": (409, "no_decision")}
+
+
+async def _decided_before_closing(services: Services, case_id: str) -> None:
+    """A closed case that was decided refuses a late decision as it did while it ran: whether
+    the second decision lands just before or just after the case closes must not matter."""
+    status = await run_in_threadpool(services.store.approval_status, case_id)
+    if status is not None and status != ApprovalStatus.PENDING:
+        raise ApiError(
+            409, "no_decision", f"no decision is pending on this case (already {status})"
+        )
 
 
 @router.post(
@@ -74,6 +84,7 @@ async def decide_case(
         raise ApiError(status, error, refused.message) from None
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
+            await _decided_before_closing(services, case_id)
             await not_running(services.client, case_id)
         raise
     log.info("decision_taken", case_id=case_id, decision=body.decision.value, by=staff.id)

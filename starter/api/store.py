@@ -95,6 +95,11 @@ class Store:
             case = session.get(Case, case_id)
             return None if case is None else (case.opened_at, case.updated_at)
 
+    def approval_status(self, case_id: str) -> str | None:
+        """The recorded status of the case's approval request (None: it never asked)."""
+        with self.db.transaction() as session:
+            return session.scalar(select(Approval.status).where(Approval.case_id == case_id))
+
     def case_record(self, case_id: str) -> CaseView | None:
         """The case as its audit copy tells it, for when the workflow cannot answer."""
         with self.db.transaction() as session:
