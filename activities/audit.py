@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from infra.db import Approval, AuditRecord, Case
-from workflows.models import ApprovalState, AuditEntry
+from workflows.models import ApprovalState, AuditEntry, CaseOpening, CaseRules, CaseStatus
 
 
 def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
@@ -79,3 +79,21 @@ def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None
     row.decided_at = state.decided_at
     row.note = state.note
     session.add(row)
+
+
+def case_row(opening: CaseOpening, rules: CaseRules) -> Case:
+    """The case row as a case opens, with the rules it opens under."""
+    return Case(
+        id=opening.case_id,
+        type=opening.case_type.value,
+        status=CaseStatus.RECEIVED.value,
+        step="Received",
+        order_id=opening.order_id,
+        customer_id=opening.customer_id,
+        amount=opening.amount,
+        requested_by=opening.requested_by,
+        request=opening.request,
+        rules=rules.model_dump(mode="json"),
+        opened_at=opening.opened_at,
+        updated_at=opening.opened_at,
+    )

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import audit
 from activities.decision_codes import DecisionCodes
-from activities.notifications import Email, TemplateError, queue, render
+from activities.notices import NoticeActivities
 from activities.orders import OrderInfo, OrderSystem
 from activities.payments import (
     Held,
@@ -38,19 +38,14 @@ from workflows.models import (
     AuditLines,
     CaseOpening,
     CaseRules,
-    CaseStatus,
     DecisionCheck,
     DecisionVerdict,
-    Department,
-    Escalation,
-    Notice,
     OrderedLine,
     OrderVerdict,
     RaChange,
     RaIssue,
     RaIssued,
     RaStatus,
-    Recipient,
     RefundCheck,
     RefundHold,
     RefundInstruction,
@@ -64,7 +59,9 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities:
+class CaseActivities(NoticeActivities):
+    """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
+
     def __init__(
         self,
         db: Database,
@@ -112,7 +109,7 @@ class CaseActivities:
             # One transaction on the common path; a retry (or a concurrent attempt) meets the
             # row it wrote on the primary key, rolls back, and reads the rules stored there.
             with self.db.transaction() as session:
-                session.add(_case_row(opening, rules))
+                session.add(audit.case_row(opening, rules))
                 session.flush()  # the lines below move the case row just added
                 audit.write(session, opening.audit)
         except IntegrityError:
@@ -139,164 +136,6 @@ class CaseActivities:
         """Lines that found no effect to ride with: written before the case waits or ends."""
         with self.db.transaction() as session:
             audit.write(session, lines.lines)
-
-    @activity.defn(name="send_notice")
-    def send_notice(self, notice: Notice) -> None:
-        """Render the email and queue it with its audit line, in one transaction."""
-        with self.db.transaction() as session:
-            case = session.get(Case, notice.entry.case_id)
-            customer_id = case.customer_id if case else None
-            order_id = case.order_id if case else None
-        # Looked up outside the write transaction: the order system may be this database.
-        customer = self.orders.get_customer(customer_id) if customer_id else None
-        if notice.recipient is Recipient.CUSTOMER and not self._customers_own(
-            order_id, customer_id
-        ):
-            notice = _neutral(notice)
-        context = {
-            "company_name": self.settings.company_name,
-            "customer_name": customer.name if customer else "Customer",
-            "extension": self._department(notice).extension if notice.department else "",
-            "return_address": self.settings.return_address,
-            **notice.context,
-        }
-        if self._carries_codes(notice) and self._send_with_codes(notice, context):
-            return
-        email = _render(notice.template, {"decision_code_line": "", **context})
-        to = self._addresses(notice, customer.email if customer else None)
-        with self.db.transaction() as session:
-            audit.write(session, notice.audit)
-            if not audit.write_one(session, notice.entry):
-                return  # queued by an earlier attempt
-            queue(
-                session,
-                case_id=notice.entry.case_id,
-                key=f"{notice.entry.case_id}/{notice.entry.seq}",
-                template=notice.template,
-                to=to,
-                email=email,
-                at=notice.entry.at,
-            )
-        log.info("email_queued", template=notice.template, recipients=len(to))
-
-    def _customers_own(self, order_id: str | None, customer_id: str | None) -> bool:
-        """The case's order exists and belongs to the case's customer."""
-        order = self.orders.get_order(order_id) if order_id else None
-        return order is not None and order.customer_id == customer_id
-
-    @activity.defn(name="record_needs_attention")
-    def record_needs_attention(self, escalation: Escalation) -> None:
-        """A case stopped on a fault: status, audit line and alert emails in one transaction.
-
-        The last thing a failing case does, so it must not fail itself: an unknown department
-        still alerts the CS manager, and a template fault still sends a plain alert.
-        """
-        entry = escalation.entry
-        department = self.settings.departments.get(escalation.department or "")
-        to = [self.settings.cs_manager_email]
-        if department is not None and department.email not in to:
-            to.append(department.email)
-        context = {
-            "company_name": self.settings.company_name,
-            "department": department.name if department else "CS manager",
-            **escalation.context,
-        }
-        try:
-            email = render("case_needs_attention", context)
-        except TemplateError:
-            email = Email(
-                subject=f"Case {entry.case_id} needs attention",
-                body="\n".join(f"{key}: {value}" for key, value in sorted(context.items())),
-            )
-        with self.db.transaction() as session:
-            if session.get(Case, entry.case_id) is None and escalation.opening is not None:
-                # The fault came before the case row was written: write it now, so the case
-                # is listed and its audit line has a case to belong to.
-                session.add(_case_row(escalation.opening, self.settings.case_rules()))
-                session.flush()
-            audit.write(session, escalation.audit)
-            if not audit.write_one(session, entry):
-                return  # written by an earlier attempt
-            queue(
-                session,
-                case_id=entry.case_id,
-                key=f"{entry.case_id}/{entry.seq}",
-                template="case_needs_attention",
-                to=to,
-                email=email,
-                at=entry.at,
-            )
-        log.warning(
-            "case_needs_attention",
-            case_id=entry.case_id,
-            failed_step=entry.detail.get("failed_step"),
-            error_type=entry.detail.get("error_type"),
-            told=len(to),
-        )
-
-    def _carries_codes(self, notice: Notice) -> bool:
-        """Approval emails to named approvers carry each one's own decision code."""
-        return (
-            notice.recipient is Recipient.APPROVERS
-            and notice.entry.approval is not None
-            and bool(notice.staff_ids)
-            and self.settings.decision_signals
-        )
-
-    def _send_with_codes(self, notice: Notice, context: dict[str, str]) -> bool:
-        """One email per approver, each with a fresh code; codes, emails and the audit line
-        are written in one transaction, so a retry issues nothing twice. False when none of
-        the approvers can be reached (the email then goes out as any other)."""
-        approval = notice.entry.approval
-        assert approval is not None
-        contacts = self.staff.contacts(notice.staff_ids)
-        if not contacts:
-            return False
-        case_id, key = notice.entry.case_id, f"{notice.entry.case_id}/{notice.entry.seq}"
-        with self.db.transaction() as session:
-            audit.write(session, notice.audit)
-            if not audit.write_one(session, notice.entry):
-                return True  # queued by an earlier attempt
-            for staff_id, address in contacts.items():
-                code = self.codes.issue(
-                    session,
-                    case_id=case_id,
-                    staff_id=staff_id,
-                    requested_at=approval.requested_at,
-                    expires_at=approval.due_at,
-                    at=notice.entry.at,
-                )
-                email = _render(
-                    notice.template, {**context, "decision_code_line": _code_line(code)}
-                )
-                queue(
-                    session,
-                    case_id=case_id,
-                    key=f"{key}/{staff_id}",
-                    template=notice.template,
-                    to=[address],
-                    email=email,
-                    at=notice.entry.at,
-                )
-        log.info("email_queued", template=notice.template, recipients=len(contacts), codes=True)
-        return True
-
-    def _department(self, notice: Notice) -> Department:
-        name = notice.department or ""
-        if name not in self.settings.departments:
-            raise ApplicationError(f"unknown department {name!r}", type="InvalidRequest")
-        return self.settings.departments[name]
-
-    def _addresses(self, notice: Notice, customer_email: str | None) -> list[str]:
-        match notice.recipient:
-            case Recipient.CUSTOMER:
-                return [customer_email] if customer_email else []
-            case Recipient.APPROVERS:
-                return self.staff.emails(notice.staff_ids) or [self.settings.cs_manager_email]
-            case Recipient.CS_MANAGER:
-                return [self.settings.cs_manager_email]
-            case Recipient.DEPARTMENT:
-                return [self._department(notice).email]
 
     # ---- the order system ----------------------------------------------------------------
 
@@ -510,28 +349,6 @@ class CaseActivities:
         )
 
 
-# Sent instead of any customer email when the case's order is not the customer's own: it
-# names no order, amount, item or reason, only the case and the customer's own name.
-NEUTRAL_TEMPLATE = "request_not_processed"
-
-
-def _neutral(notice: Notice) -> Notice:
-    """The notice with every order detail withheld (the audit line says which letter)."""
-    entry = notice.entry.model_copy(
-        update={
-            "detail": {
-                **notice.entry.detail,
-                "email": NEUTRAL_TEMPLATE,
-                "withheld": notice.template,
-            }
-        }
-    )
-    context = {"case_id": notice.context.get("case_id", notice.entry.case_id)}
-    return notice.model_copy(
-        update={"entry": entry, "template": NEUTRAL_TEMPLATE, "context": context}
-    )
-
-
 def _not_theirs(order_id: str, customer_id: str, order: OrderInfo | None) -> OrderVerdict | None:
     """Why ``customer_id`` may not be refunded on this order, or None when they may."""
     if order is None:
@@ -546,37 +363,4 @@ def _not_enough(order: OrderInfo) -> OrderVerdict:
         ok=False,
         reason=f"only {order.refundable:.2f} of order {order.id} is still refundable",
         refundable=order.refundable,
-    )
-
-
-def _case_row(opening: CaseOpening, rules: CaseRules) -> Case:
-    return Case(
-        id=opening.case_id,
-        type=opening.case_type.value,
-        status=CaseStatus.RECEIVED.value,
-        step="Received",
-        order_id=opening.order_id,
-        customer_id=opening.customer_id,
-        amount=opening.amount,
-        requested_by=opening.requested_by,
-        request=opening.request,
-        rules=rules.model_dump(mode="json"),
-        opened_at=opening.opened_at,
-        updated_at=opening.opened_at,
-    )
-
-
-def _render(template: str, context: dict[str, str]) -> Email:
-    try:
-        return render(template, context)
-    except TemplateError as err:
-        # Retrying cannot fill a template: it is a fault for a person (IT) to fix, and the
-        # case ends needs_attention instead of retrying forever.
-        raise ApplicationError(str(err), type="ProgrammingError", non_retryable=True) from err
-
-
-def _code_line(code: str) -> str:
-    return (
-        "To decide from the Temporal UI instead, send the signal `decision` with your "
-        f"decision code: {code}\n(single use, for this request only; it expires with it)"
     )

@@ -16,15 +16,11 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
-    ActivityError,
     ApplicationError,
-    FailureError,
-    RetryState,
-    TemporalError,
 )
-from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
+from workflows.faults import describe_fault, ends_the_case
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py); workflow
 # logic is imported normally, so that the sandbox checks it.
@@ -74,31 +70,6 @@ ATTENTION_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
 )
-# Who is told, besides the CS manager, when a case stops on a fault: the department that owns
-# the failing step (activity), and IT for faults in our own code or templates.
-PROGRAMMING_FAULTS = "it_support"
-STEP_OWNERS: dict[str, str] = {
-    "issue_refund": "accounting",
-    "reserve_refund": "accounting",
-    "release_refund": "accounting",
-}
-
-
-def ends_the_case(error: Exception) -> bool:
-    """Whether ``error``, escaping a procedure's ``run``, ends the case ``needs_attention``.
-
-    Yes for every failure Temporal reports (an activity failing for good or out of retries, a
-    timeout, an ApplicationError) and for every bug in workflow code (KeyError, TypeError...).
-    Temporal's default for such a bug is to fail the workflow *task* and retry it forever,
-    waiting for a fixed deploy: the case would sit at "refunding" with nobody told. A person
-    can settle a case marked needs_attention; nobody sees a task retrying.
-
-    No for Temporal's own errors saying this code cannot run this history (non-determinism,
-    sandbox restrictions): recording anything then would issue commands the history does not
-    have. Those keep failing the task, so that a fixed (or rolled back) deploy resumes the case
-    where it was. Cancellation, continue-as-new and eviction are BaseExceptions and pass by.
-    """
-    return isinstance(error, FailureError) or not isinstance(error, TemporalError)
 
 
 def _ends_in_needs_attention(
@@ -559,7 +530,7 @@ class CaseWorkflow:
 
     async def needs_attention(self, error: Exception) -> Outcome:
         """End the case on a fault: the database, the audit trail and the people who must act."""
-        reason, detail, department = self.describe_fault(error)
+        reason, detail, department = describe_fault(error)
         workflow.logger.warning("case stopped on a fault: %s", reason)
         failed_step = self._step
         entry = self._entry(
@@ -592,29 +563,3 @@ class CaseWorkflow:
         self._outcome = Outcome(status=CaseStatus.NEEDS_ATTENTION, reason=reason)
         await self.wait_condition(workflow.all_handlers_finished)
         return self._outcome
-
-    def describe_fault(self, error: Exception) -> tuple[str, dict[str, str], str | None]:
-        """Why the case stopped, in words; facts for the audit line; the department to tell."""
-        if isinstance(error, ActivityError):
-            activity, cause = error.activity_type or "an activity", error.cause
-            if isinstance(cause, ApplicationError):
-                kind, message = cause.type or "ApplicationError", cause.message
-            elif isinstance(cause, ActivityTimeout):
-                kind = "Timeout"
-                message = f"timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
-            else:
-                kind, message = type(cause).__name__, str(cause or error)
-            how = ""
-            if error.retry_state is RetryState.MAXIMUM_ATTEMPTS_REACHED:
-                how = " after its retries ran out"
-            elif error.retry_state is RetryState.TIMEOUT:
-                how = " after retrying for as long as allowed"
-            owner = PROGRAMMING_FAULTS if kind == "ProgrammingError" else STEP_OWNERS.get(activity)
-            detail = {"activity": activity, "error_type": kind}
-            return f"{activity} failed{how}: {message}", detail, owner
-        if isinstance(error, ApplicationError):
-            kind = error.type or "ApplicationError"
-            return f"{kind}: {error.message}", {"error_type": kind}, PROGRAMMING_FAULTS
-        # A bug in workflow code: the exception's own words are the best description.
-        kind = type(error).__name__
-        return f"{kind}: {error}", {"error_type": kind}, PROGRAMMING_FAULTS
