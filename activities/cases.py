@@ -121,7 +121,7 @@ class CaseActivities(NoticeActivities):
         return rules
 
     def _stored_rules(self, case_id: str) -> CaseRules | None:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             case = session.get(Case, case_id)
             return None if case is None else CaseRules.model_validate(case.rules)
 
@@ -242,13 +242,6 @@ class CaseActivities(NoticeActivities):
         retry.
         """
         key = instruction.idempotency_key
-        paid = self.ledger.find(key)
-        if paid is not None:
-            # The attempt that paid wrote these lines with its hold; written here too (once
-            # each) in case that hold was taken by a carrier of other lines.
-            self._write(instruction.audit)
-            log.info("refund_already_issued", reference=paid.reference)
-            return paid
         # Checked again just before paying: an approval can take days, and another case
         # may have refunded part of the order meanwhile.
         refusal = _not_theirs(
@@ -267,9 +260,10 @@ class CaseActivities(NoticeActivities):
             amount=instruction.amount,
             audit=instruction.audit,
         )
-        if held is Held.PAID:  # a concurrent attempt with this key recorded it meanwhile
+        if held is Held.PAID:  # an earlier attempt (a retry) or a concurrent one paid it
             receipt = self.ledger.find(key)
             assert receipt is not None, "a paid reservation has its ledger row"
+            log.info("refund_already_issued", reference=receipt.reference)
             return receipt
         if held is not Held.HELD:
             verdict = self._unheld(instruction.order_id, held)

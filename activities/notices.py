@@ -35,7 +35,7 @@ class NoticeActivities:
     @activity.defn(name="send_notice")
     def send_notice(self, notice: Notice) -> None:
         """Render the email and queue it with its audit line, in one transaction."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             case = session.get(Case, notice.entry.case_id)
             customer_id = case.customer_id if case else None
             order_id = case.order_id if case else None

@@ -61,7 +61,7 @@ class LocalOrderSystem:
         self._db = db
 
     def get_order(self, order_id: str) -> OrderInfo | None:
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             order = session.get(Order, order_id)
             if order is None:
                 return None
@@ -89,7 +89,7 @@ class LocalOrderSystem:
             )
 
     def get_customer(self, customer_id: str) -> CustomerInfo | None:
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             customer = session.get(Customer, customer_id)
             if customer is None:
                 return None

@@ -87,7 +87,7 @@ class RefundLedger:
         self._db = db
 
     def find(self, idempotency_key: str) -> RefundReceipt | None:
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             entry = session.scalar(
                 select(LedgerEntry).where(LedgerEntry.idempotency_key == idempotency_key)
             )
@@ -148,7 +148,7 @@ class RefundLedger:
             return self.hold(key, case_id=case_id, order_id=order_id, amount=amount, audit=audit)
 
     def _exists(self, key: str) -> bool:
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             return session.get(RefundReservation, key) is not None
 
     def release(self, key: str, *, audit: Sequence[AuditEntry] = ()) -> bool:

@@ -60,7 +60,7 @@ class StaffDirectory:
         return token
 
     def authenticate(self, token: str) -> StaffMember | None:
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             staff = session.scalar(
                 select(Staff).where(Staff.token_hash == hash_token(token), Staff.active)
             )
@@ -84,7 +84,7 @@ class StaffDirectory:
 
     def approver_directory(self, at: datetime) -> ApproverDirectory:
         """Everyone active, with those standing in for someone at ``at`` marked as such."""
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             people = session.scalars(select(Staff).where(Staff.active).order_by(Staff.id)).all()
             acting = {
                 d.delegate_id: d.staff_id
@@ -100,7 +100,7 @@ class StaffDirectory:
 
     def is_inactive(self, staff_id: str) -> bool:
         """True for someone in the directory who has been deactivated."""
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             staff = session.get(Staff, staff_id)
             return staff is not None and not staff.active
 
@@ -108,7 +108,7 @@ class StaffDirectory:
         """Email address by staff id, for those of ``staff_ids`` who are active."""
         if not staff_ids:
             return {}
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             rows = session.execute(
                 select(Staff.id, Staff.email).where(Staff.id.in_(staff_ids), Staff.active)
             ).all()
@@ -117,7 +117,7 @@ class StaffDirectory:
     def emails(self, staff_ids: tuple[str, ...]) -> list[str]:
         if not staff_ids:
             return []
-        with self._db.transaction() as session:
+        with self._db.read() as session:
             rows = session.scalars(select(Staff.email).where(Staff.id.in_(staff_ids))).all()
             return sorted(rows)
 

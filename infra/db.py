@@ -268,7 +268,13 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read takes no write lock: in WAL mode it reads the last committed state while a
+        # writer works, instead of queueing behind every writer for a lock it never needs.
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "casework_read_only"
 
 
 class Database:
@@ -282,11 +288,22 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only: it sees the last committed state and, on SQLite, does
+        not wait for (or hold up) writers. Writing in it is a bug (SQLite would refuse the
+        commit when a writer got there first); use ``transaction``."""
+        with self._reads.begin() as session:
             yield session
 
     def dispose(self) -> None:

@@ -142,6 +142,22 @@ def add_order(db: Database, order_id: str, total: Decimal, **changes: object) ->
         session.add(Order(**values))
 
 
+def test_a_read_sees_the_last_commit_without_waiting_for_a_writer(db: Database) -> None:
+    add_order(db, "ORD-R1", Decimal("100.00"))
+    with db.transaction() as writer:
+        # The writer holds its transaction (on SQLite, the database's one write lock) open.
+        order = writer.get(Order, "ORD-R1")
+        assert order is not None
+        order.refunded = Decimal("40.00")
+        writer.flush()
+        with db.read() as reader:
+            seen = reader.get(Order, "ORD-R1")
+            assert seen is not None and seen.refunded == Decimal("0.00")
+    with db.read() as reader:
+        seen = reader.get(Order, "ORD-R1")
+        assert seen is not None and seen.refunded == Decimal("40.00")
+
+
 def test_money_round_trips_exactly(db: Database) -> None:
     add_order(db, "ORD-1", Decimal("0.10") + Decimal("0.20"))
     add_order(db, "ORD-2", Decimal("9999999999.99"))
