@@ -6,6 +6,7 @@ shows a before and an after.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -93,7 +94,17 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.summary", description=__doc__)
+    parser.add_argument("files", nargs="+", type=Path, help="bench/results/*.json of one database")
+    args = parser.parse_args(argv)
+    try:
+        results = [json.loads(path.read_text()) for path in args.files]
+    except (OSError, ValueError) as err:
+        parser.error(f"cannot read a result: {err}")
+    print(table(results), end="")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
-    print(table([json.loads(Path(p).read_text()) for p in sys.argv[1:]]), end="")
+    sys.exit(main(sys.argv[1:]))
