@@ -1,6 +1,9 @@
-"""What every case has in common: its state, audit trail, notices and the approval messages.
+"""What every case has in common: opening, the state query, the approval messages, the
+ending and what happens on a fault.
 
 Procedures subclass ``CaseWorkflow`` and read like their SOP; the plumbing lives here once.
+How each step is recorded (the audit trail, emails, activity calls) is ``CaseJournal``
+(workflows/journal.py); what a fault means is workflows/faults.py.
 """
 
 from __future__ import annotations
@@ -21,17 +24,15 @@ from temporalio.exceptions import (
 
 from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
 from workflows.faults import describe_fault, ends_the_case
+from workflows.journal import CaseJournal
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py); workflow
 # logic is imported normally, so that the sandbox checks it.
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
-    from workflows import visibility
     from workflows.models import (
         ApprovalState,
         Audited,
-        AuditEntry,
-        AuditLines,
         CaseOpening,
         CaseRules,
         CaseState,
@@ -39,10 +40,8 @@ with workflow.unsafe.imports_passed_through():
         CaseType,
         Decision,
         Escalation,
-        Notice,
         Outcome,
         Recipient,
-        TimelineEntry,
     )
 
 A = TypeVar("A")
@@ -50,19 +49,6 @@ R = TypeVar("R")
 C = TypeVar("C", bound=Audited)
 M = TypeVar("M", bound=BaseModel)
 
-# A case's audit lines ride with the work they record: written in the transaction of the
-# next activity that has an effect, or by one activity before the case waits or ends,
-# instead of one activity per line. Cases opened before replay the line-per-activity path.
-LEAN_BOOKKEEPING = "lean-bookkeeping"
-
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Database and mail hiccups heal themselves; keep retrying, slowly, rather than lose a case.
-DEFAULT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["InvalidRequest"],
-)
 # Writing down that a case needs attention is the last thing it does: retry everything, for as
 # long as it takes (a database outage), never give up and leave the case silently stale.
 ATTENTION_RETRY = RetryPolicy(
@@ -87,7 +73,7 @@ def _ends_in_needs_attention(
     return guarded
 
 
-class CaseWorkflow:
+class CaseWorkflow(CaseJournal):
     """Base of every procedure. Subclasses set ``case_type`` and define ``run``."""
 
     case_type: ClassVar[CaseType]
@@ -111,34 +97,16 @@ class CaseWorkflow:
         amount: Decimal | None,
         requested_by: str,
     ) -> None:
-        self.case_id = workflow.info().workflow_id
-        self._status = CaseStatus.RECEIVED
-        self._step = "Received"
+        super().__init__(workflow.info().workflow_id)
         self._order_id = order_id
         self._customer_id = customer_id
         self._amount = amount
         self._requested_by = requested_by
-        self._timeline: list[TimelineEntry] = []
         self._outcome: Outcome | None = None
-        self._seq = 0
         self._seen_events: set[str] = set()
         self._rules: CaseRules | None = None
         self._opening: CaseOpening | None = None
-        self._lean: bool | None = None
-        # Lines recorded, in the timeline, not yet handed to an activity to write.
-        self._pending: list[AuditEntry] = []
-        # Durable waits (and the closing wait) in progress: lines are written at once then.
-        self._waits = 0
-        # The task running the procedure's steps; message handlers run in tasks of their own.
-        self._main: asyncio.Task[Any] | None = None
         self.gate = ApprovalGate(self)
-
-    @property
-    def lean(self) -> bool:
-        """Whether this case batches its audit lines; asked once (as it opens), remembered."""
-        if self._lean is None:
-            self._lean = workflow.patched(LEAN_BOOKKEEPING)
-        return self._lean
 
     @property
     def rules(self) -> CaseRules:
@@ -248,51 +216,7 @@ class CaseWorkflow:
             self._seen_events.add(event_id)
         return message
 
-    # ---- steps shared by every procedure -------------------------------------------------
-
-    async def call(
-        self,
-        activity: Callable[[CaseActivities, A], R],
-        arg: A,
-        *,
-        summary: str,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        schedule_to_close: timedelta | None = None,
-    ) -> R:
-        """Run one of the case's activities, by reference: argument and result type-checked."""
-        return await workflow.execute_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            schedule_to_close_timeout=schedule_to_close,
-            retry_policy=retry,
-            summary=summary,
-        )
-
-    async def effect(
-        self,
-        activity: Callable[[CaseActivities, C], R],
-        arg: C,
-        *,
-        summary: str,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        schedule_to_close: timedelta | None = None,
-    ) -> R:
-        """Run an activity that has an effect, the pending audit lines riding with it: it
-        writes them in the transaction of its effect. Should it fail, they stay pending
-        (they happened all the same) for the next activity to write."""
-        lines = self._take_pending()
-        try:
-            return await self.call(
-                activity,
-                arg.model_copy(update={"audit": arg.audit + lines}) if lines else arg,
-                summary=summary,
-                retry=retry,
-                schedule_to_close=schedule_to_close,
-            )
-        except BaseException:
-            self._restore(lines)
-            raise
+    # ---- steps shared by every procedure (recording them: CaseJournal) --------------------
 
     async def open_case(self, request: BaseModel) -> CaseRules:
         """Record the case and the rules in force now; they hold for its whole life."""
@@ -329,162 +253,6 @@ class CaseWorkflow:
             self._unwritten(entry, line, before)
             raise
         return self._rules
-
-    def _entry(
-        self,
-        event: str,
-        actor: str,
-        detail: dict[str, str] | None,
-        status: CaseStatus | None,
-        step: str | None,
-        approval: ApprovalState | None,
-    ) -> AuditEntry:
-        if status is not None and status is not self._status:
-            self._status = status
-            workflow.upsert_search_attributes([visibility.CASE_STATUS.value_set(status.value)])
-        if step is not None:
-            self._step = step
-            workflow.set_current_details(f"**{self._status.value}**: {step}")
-        self._seq += 1
-        at = workflow.now()
-        detail = detail or {}
-        self._timeline.append(TimelineEntry(at=at, event=event, actor=actor, detail=detail))
-        return AuditEntry(
-            case_id=self.case_id,
-            seq=self._seq,
-            at=at,
-            event=event,
-            actor=actor,
-            detail=detail,
-            status=status,
-            step=step,
-            approval=approval,
-        )
-
-    async def record(
-        self,
-        event: str,
-        *,
-        actor: str = "system",
-        detail: dict[str, str] | None = None,
-        status: CaseStatus | None = None,
-        step: str | None = None,
-        approval: ApprovalState | None = None,
-    ) -> None:
-        """Add a line to the audit trail (and move the case to ``status``/``step``).
-
-        A lean case holds a line of its steps until its next activity with an effect, or
-        until it waits or ends, whichever comes first. A line recorded while it waits, or by
-        a message handler (the steps may be inside a payment retrying for an hour), is
-        written at once, with any held before it.
-        """
-        before = self._status, self._step
-        entry = self._entry(event, actor, detail, status, step, approval)
-        line = self._timeline[-1]
-        if not self.lean:
-            try:
-                await self.call(CaseActivities.record_event, entry, summary=f"Audit: {event}")
-            except BaseException:
-                self._unwritten(entry, line, before)
-                raise
-            return
-        if not self._waits and asyncio.current_task() is self._main:
-            self._pending.append(entry)
-            return
-        earlier = self._take_pending()
-        try:
-            await self._write_lines((*earlier, entry), summary=f"Audit: {event}")
-        except BaseException:
-            self._restore(earlier)
-            self._unwritten(entry, line, before)
-            raise
-
-    async def flush(self) -> None:
-        """Write every pending line now (one activity), before the case waits or ends."""
-        while self._pending:
-            lines = self._take_pending()
-            try:
-                await self._write_lines(lines, summary=f"Audit: {lines[-1].event}")
-            except BaseException:
-                self._restore(lines)
-                raise
-
-    async def _write_lines(self, lines: tuple[AuditEntry, ...], *, summary: str) -> None:
-        await self.call(CaseActivities.record_lines, AuditLines(lines=lines), summary=summary)
-
-    def _take_pending(self) -> tuple[AuditEntry, ...]:
-        lines, self._pending = tuple(self._pending), []
-        return lines
-
-    def _restore(self, lines: tuple[AuditEntry, ...]) -> None:
-        """Lines whose carrier failed: pending again, in their order, for the next write."""
-        if lines:
-            self._pending = sorted([*lines, *self._pending], key=lambda entry: entry.seq)
-
-    async def wait_condition(
-        self,
-        condition: Callable[[], bool],
-        *,
-        timeout: timedelta | None = None,  # noqa: ASYNC109 - a Temporal timer, as in the SDK's
-        timeout_summary: str | None = None,
-    ) -> None:
-        """``workflow.wait_condition`` for a durable wait (a person, a package, a deadline):
-        every pending line is written first, and lines recorded while it waits are written
-        at once, so the database never lags a sleeping case. TimeoutError as the original."""
-        self._waits += 1
-        try:
-            await self.flush()
-            await workflow.wait_condition(
-                condition, timeout=timeout, timeout_summary=timeout_summary
-            )
-        finally:
-            self._waits -= 1
-
-    async def notify(
-        self,
-        template: str,
-        recipient: Recipient,
-        *,
-        staff_ids: tuple[str, ...] = (),
-        department: str | None = None,
-        context: dict[str, str] | None = None,
-        status: CaseStatus | None = None,
-        step: str | None = None,
-        approval: ApprovalState | None = None,
-        event: str | None = None,
-        detail: dict[str, str] | None = None,
-    ) -> None:
-        """Queue an email from ``template``, with its audit line, in one transaction."""
-        detail = {**(detail or {}), "email": template, "to": recipient.value}
-        earlier = self._take_pending()  # written first, in the email's transaction
-        before = self._status, self._step
-        entry = self._entry(event or f"email_{template}", "system", detail, status, step, approval)
-        line = self._timeline[-1]
-        notice = Notice(
-            audit=earlier,
-            entry=entry,
-            template=template,
-            recipient=recipient,
-            staff_ids=staff_ids,
-            department=department,
-            context={**self.notice_context(), **(context or {})},
-        )
-        try:
-            await self.call(CaseActivities.send_notice, notice, summary=f"Email: {template}")
-        except BaseException:
-            self._restore(earlier)
-            self._unwritten(entry, line, before)
-            raise
-
-    def _unwritten(
-        self, entry: AuditEntry, line: TimelineEntry, before: tuple[CaseStatus, str]
-    ) -> None:
-        """A line whose write failed never happened: the case stands where it stood."""
-        self._timeline = [kept for kept in self._timeline if kept is not line]
-        if entry.status is not None and self._status is entry.status:
-            self._status = before[0]
-        if entry.step is not None and self._step == entry.step:
-            self._step = before[1]
 
     def notice_context(self) -> dict[str, str]:
         """Facts every email template may use."""
