@@ -286,7 +286,13 @@ class Database:
             self.engine = create_engine(url, connect_args={"timeout": 30})
             _sqlite_pragmas(self.engine)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # No ping before each checkout: it cost a round trip per transaction. A connection
+            # the server dropped fails its first statement, SQLAlchemy discards the pool's
+            # connections, and the retry (every activity is retried and idempotent; the API
+            # answers 503 "retry") gets a fresh one. Recycling bounds how old one can get.
+            self.engine = create_engine(
+                url, pool_pre_ping=False, pool_recycle=1800, pool_size=10, max_overflow=10
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reads = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
