@@ -162,6 +162,24 @@ async def test_the_case_event_route_documents_every_event_type(openapi: dict[str
     assert schema["properties"]["type"]["enum"] == sorted(EVENTS)
 
 
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=by_name)
+async def test_every_event_body_is_documented_without_its_actor_field(
+    event: Event, openapi: dict[str, Any]
+) -> None:
+    operation = openapi["paths"]["/v1/cases/{case_id}/events"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    documented = {
+        variant["title"]: variant for variant in body["oneOf"]
+    }  # one variant per event type, titled by it
+    variant = documented[event.name]
+    fields = variant["properties"]
+    assert fields["type"] == {"const": event.name, "type": "string"}
+    assert event.actor not in fields  # the entry point fills it from the token
+    assert event.actor not in variant.get("required", [])
+    expected = set(event.model.model_fields) - {event.actor}
+    assert expected <= set(fields)
+
+
 @pytest.mark.parametrize("procedure", PROCEDURES, ids=by_name)
 async def test_every_procedure_state_is_documented_for_get_case(
     procedure: Procedure[Any], openapi: dict[str, Any]

@@ -20,15 +20,17 @@ from temporalio.client import Client
 
 from infra.db import Database
 from infra.logs import configure_logging
-from registry import PROCEDURES
+from registry import EVENTS, PROCEDURES, Event
 from settings import Settings, get_settings
 from starter import connect
 from starter.api import approvals, cases, errors, health, staff, starts
 from starter.api.auth import Services
-from starter.api.bodies import BodyLimits
+from starter.api.bodies import JSON_TYPES, BodyLimits
 from starter.api.request_log import RequestLog
 from starter.api.store import Store
 from starter.api_models import CloudEvent
+
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def create_app(
@@ -92,14 +94,35 @@ def create_app(
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             models: list[type[BaseModel]] = [CloudEvent, *(p.request for p in PROCEDURES)]
             for model in models:
-                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                model_schema = model.model_json_schema(ref_template=REF_TEMPLATE)
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
+            events = schema["paths"]["/v1/cases/{case_id}/events"]["post"]["requestBody"]
+            events["content"][JSON_TYPES[0]]["schema"]["oneOf"] = [
+                _event_body(event, components) for _, event in sorted(EVENTS.items())
+            ]
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _event_body(event: Event, components: dict[str, Any]) -> dict[str, Any]:
+    """An event's body as callers send it: its ``type``, and its model's fields but the actor,
+    which the API fills from the caller's token (a body naming it is refused)."""
+    body = event.model.model_json_schema(ref_template=REF_TEMPLATE)
+    components.update(body.pop("$defs", {}))
+    body["title"] = event.name
+    body["properties"] = {
+        "type": {"const": event.name, "type": "string"},
+        **{name: field for name, field in body["properties"].items() if name != event.actor},
+    }
+    body["required"] = ["type", *(name for name in body.get("required", []) if name != event.actor)]
+    body["description"] = (
+        f"Sent by: {', '.join(event.roles)}. {body.get('description', '')}".strip()
+    )
+    return body
 
 
 def create_production_app() -> Starlette:
