@@ -46,7 +46,6 @@ from workflows.models import (
     InspectionResult,
     PackageReceived,
     RaState,
-    RaStatus,
     RefundRequest,
     ReturnRequest,
     ReturnState,
@@ -422,12 +421,7 @@ async def _event_update(
             raise
         # A closed case takes no updates; say why in the case's own words.
         state = await case_state(client, case_id)
-        expired = isinstance(state, ReturnState) and state.ra_status is RaStatus.EXPIRED
-        if expired and isinstance(message, PackageReceived):
-            assert isinstance(state, ReturnState) and state.ra_expires_at is not None
-            raise EventRefused(
-                "RaExpired",
-                f"{state.ra_number} expired on {state.ra_expires_at:%Y-%m-%d} and can no "
-                "longer be received",
-            ) from err
+        refusal = state.refusal_once_closed(message)
+        if refusal is not None:
+            raise EventRefused(*refusal) from err
         raise EventRefused("CaseClosed", f"case {case_id} is closed ({state.status})") from err

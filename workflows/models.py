@@ -369,6 +369,11 @@ class CaseState(Model):
     outcome: Outcome | None = None
     timeline: tuple[TimelineEntry, ...] = ()
 
+    def refusal_once_closed(self, message: BaseModel) -> tuple[str, str] | None:
+        """Why this closed case refuses ``message``, in its own words (kind, sentence), where
+        a procedure has more to say than that the case is closed."""
+        return None
+
 
 AuditEntry.model_rebuild()
 Audited.model_rebuild()
@@ -458,6 +463,15 @@ class ReturnState(CaseState):
     ra_status: RaStatus | None = None
     ra_expires_at: datetime | None = None
     ra_received_at: datetime | None = None
+
+    def refusal_once_closed(self, message: BaseModel) -> tuple[str, str] | None:
+        if isinstance(message, PackageReceived) and self.ra_status is RaStatus.EXPIRED:
+            expired = f"{self.ra_expires_at:%Y-%m-%d}" if self.ra_expires_at else "its expiry"
+            return (
+                "RaExpired",
+                f"{self.ra_number} expired on {expired} and can no longer be received",
+            )
+        return None
 
 
 class ReturnVerdict(StrEnum):
