@@ -19,6 +19,14 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from workflows.complaint_models import (
+    ComplaintRequest,
+    ComplaintState,
+    CustomerResponse,
+    QaFindings,
+    SupervisorAction,
+)
+from workflows.complaints import ComplaintWorkflow
 from workflows.models import (
     CaseState,
     CaseType,
@@ -147,6 +155,27 @@ INSPECTION_COMPLETED = Event(
     update="complete_inspection",
     result=ReturnState,
 )
+QA_FINDINGS = Event(
+    "qa_findings",
+    QaFindings,
+    roles=("qa",),
+    actor="reported_by",
+    signal="qa_findings",
+)
+CUSTOMER_RESPONSE = Event(
+    "customer_response",
+    CustomerResponse,
+    roles=("agent", "backend"),
+    actor="recorded_by",
+    signal="customer_response",
+)
+SUPERVISOR_ACTION = Event(
+    "supervisor_action",
+    SupervisorAction,
+    roles=("supervisor", "manager"),
+    actor="taken_by",
+    signal="supervisor_action",
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -195,8 +224,24 @@ RETURN: Procedure[ReturnRequest] = Procedure(
     },
 )
 
+COMPLAINT: Procedure[ComplaintRequest] = Procedure(
+    case_type=CaseType.COMPLAINT,
+    workflow=ComplaintWorkflow,
+    request=ComplaintRequest,
+    state=ComplaintState,
+    path="complaints",
+    event_type="complaint.received",
+    title="record a quality complaint (escalated, resolved, followed up)",
+    summary=lambda r: (
+        f"{r.category.value.replace('_', ' ').capitalize()} complaint: "
+        f"{r.sku} lot {r.lot}, order {r.order_id}"
+    ),
+    events=(STORE_CREDIT_CHOSEN, QA_FINDINGS, CUSTOMER_RESPONSE, SUPERVISOR_ACTION),
+    cli={"photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)")},
+)
+
 # One entry per procedure: everything else derives from this tuple.
-PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN)
+PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT)
 
 
 # ---- lookups ------------------------------------------------------------------------------

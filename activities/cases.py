@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
 from activities.notifications import Email, TemplateError, queue, render
 from activities.orders import OrderInfo, OrderSystem
@@ -64,7 +65,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities:
+class CaseActivities(ComplaintActivities):
     def __init__(
         self,
         db: Database,
@@ -100,6 +101,7 @@ class CaseActivities:
             self.issue_ra_number,
             self.mark_ra_received,
             self.expire_ra,
+            self.place_replacement,
         ]
 
     # ---- the case record -----------------------------------------------------------------
@@ -164,6 +166,8 @@ class CaseActivities:
             return
         email = _render(notice.template, {"decision_code_line": "", **context})
         to = self._addresses(notice, customer.email if customer else None)
+        if notice.copy_cs_manager and self.settings.cs_manager_email not in to:
+            to.append(self.settings.cs_manager_email)
         with self.db.transaction() as session:
             audit.write(session, notice.audit)
             if not audit.write_one(session, notice.entry):
@@ -291,7 +295,7 @@ class CaseActivities:
         match notice.recipient:
             case Recipient.CUSTOMER:
                 return [customer_email] if customer_email else []
-            case Recipient.APPROVERS:
+            case Recipient.APPROVERS | Recipient.STAFF:
                 return self.staff.emails(notice.staff_ids) or [self.settings.cs_manager_email]
             case Recipient.CS_MANAGER:
                 return [self.settings.cs_manager_email]

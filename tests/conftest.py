@@ -216,6 +216,7 @@ def shop(db: Database) -> Shop:
         ("mgr-mia", "manager", "5000.00"),
         ("mgr-max", "manager", "5000.00"),
         ("sup-low", "supervisor", "600.00"),
+        ("qa-quinn", "qa", "0"),
     ):
         shop.tokens[staff_id] = staff.add(
             staff_id=staff_id,

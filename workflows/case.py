@@ -482,8 +482,10 @@ class CaseWorkflow:
         approval: ApprovalState | None = None,
         event: str | None = None,
         detail: dict[str, str] | None = None,
+        copy_cs_manager: bool | None = None,
     ) -> None:
-        """Queue an email from ``template``, with its audit line, in one transaction."""
+        """Queue an email from ``template``, with its audit line, in one transaction.
+        ``copy_cs_manager`` defaults to the procedure's rule (``copies_cs_manager``)."""
         detail = {**(detail or {}), "email": template, "to": recipient.value}
         earlier = self._take_pending()  # written first, in the email's transaction
         before = self._status, self._step
@@ -497,6 +499,9 @@ class CaseWorkflow:
             staff_ids=staff_ids,
             department=department,
             context={**self.notice_context(), **(context or {})},
+            copy_cs_manager=(
+                self.copies_cs_manager(recipient) if copy_cs_manager is None else copy_cs_manager
+            ),
         )
         try:
             await self.call(CaseActivities.send_notice, notice, summary=f"Email: {template}")
@@ -514,6 +519,11 @@ class CaseWorkflow:
             self._status = before[0]
         if entry.step is not None and self._step == entry.step:
             self._step = before[1]
+
+    def copies_cs_manager(self, recipient: Recipient) -> bool:
+        """Whether an email to ``recipient`` goes to the CS manager too (complaints: the
+        customer's emails, by the Email Communication SOP)."""
+        return False
 
     def notice_context(self) -> dict[str, str]:
         """Facts every email template may use."""
