@@ -27,6 +27,7 @@ from workflows.complaint_models import (
     SupervisorAction,
 )
 from workflows.complaints import ComplaintWorkflow
+from workflows.lot_watch import LotWatchWorkflow
 from workflows.models import (
     CaseState,
     CaseType,
@@ -260,6 +261,8 @@ def _events() -> dict[str, Event]:
 # Every event any case accepts, by the name callers use.
 EVENTS: dict[str, Event] = _events()
 WORKFLOWS: tuple[type, ...] = tuple(p.workflow for p in PROCEDURES)
+# Workflows that serve procedures without being cases (the per-lot watch of complaints).
+SUPPORTING_WORKFLOWS: tuple[type, ...] = (LotWatchWorkflow,)
 BY_CASE_TYPE: dict[CaseType, Procedure[Any]] = {p.case_type: p for p in PROCEDURES}
 BY_EVENT_TYPE: dict[str, Procedure[Any]] = {p.event_type: p for p in PROCEDURES}
 _BY_REQUEST: dict[type[BaseModel], Procedure[Any]] = {p.request: p for p in PROCEDURES}

@@ -102,6 +102,7 @@ class CaseActivities(ComplaintActivities):
             self.mark_ra_received,
             self.expire_ra,
             self.place_replacement,
+            self.open_recall_review,
         ]
 
     # ---- the case record -----------------------------------------------------------------

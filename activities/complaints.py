@@ -8,13 +8,19 @@ from __future__ import annotations
 import hashlib
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.notifications import TemplateError, queue, render
 from activities.orders import OrderSystem
 from infra.db import Database
-from workflows.complaint_models import ReplacementOrder, ReplacementPlaced
+from settings import Settings
+from workflows.complaint_models import RecallReview, ReplacementOrder, ReplacementPlaced
+
+# Who gets a lot's recall review (keys of the DEPARTMENTS setting).
+RECALL_REVIEWERS = ("quality_assurance", "food_safety")
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +33,7 @@ def replacement_id(case_id: str) -> str:
 class ComplaintActivities:
     db: Database
     orders: OrderSystem
+    settings: Settings
 
     @activity.defn(name="place_replacement")
     def place_replacement(self, order: ReplacementOrder) -> ReplacementPlaced:
@@ -43,3 +50,39 @@ class ComplaintActivities:
                 audit.write(session, order.audit)
         log.info("replacement_placed", created=created)
         return ReplacementPlaced(order_id=order_id, created=created)
+
+    @activity.defn(name="open_recall_review")
+    def open_recall_review(self, review: RecallReview) -> None:
+        """Email QA and Food Safety the lot's recall review: linked cases and the checklist.
+
+        Queued once per review (its lot and instant make the key); a retry finds it queued.
+        """
+        departments = [self.settings.departments[name] for name in RECALL_REVIEWERS]
+        to = list(dict.fromkeys(department.email for department in departments))
+        context = {
+            "company_name": self.settings.company_name,
+            "lot": review.lot,
+            "sku": review.sku,
+            "count": str(len(review.case_ids)),
+            "cases": "\n".join(f"- {case_id}" for case_id in review.case_ids),
+            "extensions": ", ".join(f"{d.name} ext. {d.extension}" for d in departments),
+        }
+        try:
+            email = render("recall_review", context)
+        except TemplateError as err:
+            raise ApplicationError(str(err), type="ProgrammingError", non_retryable=True) from err
+        try:
+            with self.db.transaction() as session:
+                queue(
+                    session,
+                    case_id=review.case_ids[0],
+                    key=f"recall-review/{review.lot}/{review.opened_at.isoformat()}",
+                    template="recall_review",
+                    to=to,
+                    email=email,
+                    at=review.opened_at,
+                )
+        except IntegrityError:
+            log.info("recall_review_already_queued")
+            return
+        log.info("recall_review_opened", cases=len(review.case_ids))

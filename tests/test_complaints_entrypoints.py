@@ -100,6 +100,7 @@ async def test_a_complaint_opened_over_http_is_the_same_case_when_sent_twice(
     assert first.status_code == 202, first.text
     case_id = first.json()["case_id"]
     cases.handles.append(client.get_workflow_handle(case_id))
+    cases.watch("LOT-77")
     assert case_id == f"complaint-{complaint['request_id']}"
     assert again.json()["case_id"] == case_id
     await status_of(client, case_id, CaseStatus.ESCALATED)
@@ -124,6 +125,7 @@ async def test_a_complaint_received_cloud_event_opens_a_case(
     assert response.status_code == 202, response.text
     case_id = response.json()["case_id"]
     cases.handles.append(client.get_workflow_handle(case_id))
+    cases.watch("LOT-77")
     await status_of(client, case_id, CaseStatus.ESCALATED)
 
 
@@ -134,6 +136,7 @@ async def test_qa_findings_are_taken_from_qa_only_and_recorded_as_the_caller(
     case_id = opened.json()["case_id"]
     handle = client.get_workflow_handle(case_id)
     cases.handles.append(handle)
+    cases.watch("LOT-77")
     await timers_started(handle)
     findings = {"type": "qa_findings", "event_id": "qa-1", "root_cause": "packaging"}
 
@@ -186,5 +189,6 @@ async def test_a_complaint_opened_from_the_command_line(
     assert started.returncode == 0, started.stderr
     case_id = f"complaint-{request_id}"
     cases.handles.append(client.get_workflow_handle(case_id))
+    cases.watch("LOT-9")
     state = await status_of(client, case_id, CaseStatus.RESOLVING)
     assert state.step.startswith("Replacing")

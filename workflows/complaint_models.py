@@ -6,7 +6,7 @@ points validate strictly. Photos are URLs the customer gave; no contact details 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -144,3 +144,34 @@ class ComplaintState(CaseState):
     follow_up_at: datetime | None = None
     qa_root_cause: str | None = None
     satisfied: bool | None = None
+
+
+# ---- the lot watch (recalls) ---------------------------------------------------------------
+
+
+class LotComplaint(Model):
+    """A complaint reported to its lot's watch (the signal that starts or feeds it)."""
+
+    lot: str
+    sku: str
+    case_id: str
+    category: ComplaintCategory
+    at: datetime
+    # The opening case's rules: a new watch takes its trigger from its first complaint.
+    threshold: int = 3
+    window: timedelta = timedelta(days=7)
+
+
+class RecallReview(Model):
+    """A recall review for QA and Food Safety: the lot, its linked cases, the checklist."""
+
+    lot: str
+    sku: str
+    case_ids: tuple[str, ...]
+    opened_at: datetime
+
+
+class LotWatchState(Model):
+    lot: str
+    complaints: tuple[str, ...] = ()  # the case ids, in arrival order
+    review: RecallReview | None = None

@@ -14,17 +14,20 @@ from typing import Any
 
 from temporalio import workflow
 
+from workflows.case import ACTIVITY_TIMEOUT, DEFAULT_RETRY
 from workflows.refunding import RefundingCase, relayed
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
+    from activities.lots import LotActivities
     from workflows import policy
     from workflows.complaint_models import (
         ComplaintCategory,
         ComplaintRequest,
         ComplaintState,
         CustomerResponse,
+        LotComplaint,
         QaFindings,
         ReplacementOrder,
         Resolution,
@@ -78,6 +81,7 @@ class ComplaintWorkflow(RefundingCase):
         await self.record_complaint(request)
         await self.escalate(request)
         await self.acknowledge()
+        await self.watch_lot(request)
         ended = await self.resolve(request)
         if ended is not None:
             return ended
@@ -142,6 +146,26 @@ class ComplaintWorkflow(RefundingCase):
     async def acknowledge(self) -> None:
         """Step 1 (cont.): the customer's acknowledgement, the CS manager copied."""
         await self.notify("complaint_received", Recipient.CUSTOMER, event="complaint_acknowledged")
+
+    async def watch_lot(self, request: ComplaintRequest) -> None:
+        """Emergency Procedures, recalls: the complaint counts towards its lot's watch."""
+        assert self._opening is not None
+        complaint = LotComplaint(
+            lot=request.lot,
+            sku=request.sku,
+            case_id=self.case_id,
+            category=request.category,
+            at=self._opening.opened_at,
+            threshold=self.rules.complaint.lot_alert_complaints,
+            window=self.rules.complaint.lot_alert_window,
+        )
+        await workflow.execute_activity_method(
+            LotActivities.report_to_lot_watch,
+            complaint,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=DEFAULT_RETRY,
+            summary=f"Report to the watch of lot {request.lot}",
+        )
 
     async def resolve(self, request: ComplaintRequest) -> Outcome | None:
         """Step 3: 'Offer an immediate resolution'; the case's ending when it cannot."""
