@@ -26,6 +26,7 @@ from tests.complaint_helpers import (
     timers_started,
 )
 from tests.conftest import Cases, Shop
+from workflows import visibility
 from workflows.complaint_models import ComplaintRequest, ComplaintState
 from workflows.models import CaseStatus
 
@@ -69,13 +70,17 @@ async def test_food_safety_complaint_in_hours_does_not_page_the_emergency_line(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
 ) -> None:
     await move_to(env, TUESDAY, 10)
-    handle = await start(cases, complaint("food_safety"))
+    request = complaint("food_safety")
+    handle = await start(cases, request)
     await eventually(lambda: [e for e in events(shop, handle.id) if e == "complaint_acknowledged"])
 
     assert (await activities_in_order(handle))[:2] == ["open_case", "send_notice"]
     assert "emergency_line_paged" not in events(shop, handle.id)
     [escalation] = emails(shop, handle.id, "complaint_escalated")
     assert escalation.to_address == "qa@exoticmeats.com"
+    # Ops find every case of a lot (a recall) by its search attribute.
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(visibility.LOT) == request.lot
 
 
 # ---- step 4: the follow-up within 24 hours ------------------------------------------------

@@ -21,7 +21,7 @@ from workflows.refunding import RefundingCase, relayed
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from activities.lots import LotActivities
-    from workflows import policy
+    from workflows import policy, visibility
     from workflows.complaint_models import (
         ComplaintCategory,
         ComplaintRequest,
@@ -105,6 +105,7 @@ class ComplaintWorkflow(RefundingCase):
 
     async def record_complaint(self, request: ComplaintRequest) -> None:
         """Step 1: 'Gather details; document with photos' (written with the next step)."""
+        workflow.upsert_search_attributes([visibility.LOT.value_set(request.lot)])
         await self.record(
             "complaint_received",
             actor=request.requested_by,
