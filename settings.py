@@ -127,7 +127,14 @@ class Settings(BaseSettings):
     lot_alert_complaints: int = 3
     lot_alert_window: timedelta = timedelta(days=7)
 
-    @field_validator("payment_retry_for")
+    @field_validator("satisfaction_wait", "lot_alert_complaints")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("payment_retry_for", "follow_up_within", "lot_alert_window")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
