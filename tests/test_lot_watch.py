@@ -21,6 +21,7 @@ from infra.db import OutboxEmail
 from starter import start_case
 from tests.complaint_helpers import complaint, timers_started
 from tests.conftest import Cases, Shop
+from tests.recorded_histories import ROOT, Shelf
 from workflows.complaint_models import LotWatchState
 from workflows.lot_watch import LotWatchWorkflow
 
@@ -79,6 +80,10 @@ async def test_racing_complaints_on_one_lot_open_exactly_one_recall_review(
     assert f"lot {lot}" in review.body
     assert all(case_id in review.body for case_id in state.review.case_ids)
     assert "Recall protocol checklist" in review.body
+    # The watch is workflow code like any case: its history replays.
+    history = await client.get_workflow_handle(lot_watch_id(lot)).fetch_history()
+    replayed = await Shelf(ROOT / "lots", LotWatchWorkflow).replay(history)
+    assert replayed.replay_failure is None
 
 
 async def test_two_complaints_on_a_lot_open_no_review(
