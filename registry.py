@@ -19,6 +19,15 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from workflows.complaint_models import (
+    ComplaintRequest,
+    ComplaintState,
+    CustomerResponse,
+    QaFindings,
+    SupervisorAction,
+)
+from workflows.complaints import ComplaintWorkflow
+from workflows.lot_watch import LotWatchWorkflow
 from workflows.models import (
     CaseState,
     CaseType,
@@ -147,6 +156,27 @@ INSPECTION_COMPLETED = Event(
     update="complete_inspection",
     result=ReturnState,
 )
+QA_FINDINGS = Event(
+    "qa_findings",
+    QaFindings,
+    roles=("qa",),
+    actor="reported_by",
+    signal="qa_findings",
+)
+CUSTOMER_RESPONSE = Event(
+    "customer_response",
+    CustomerResponse,
+    roles=("agent", "backend"),
+    actor="recorded_by",
+    signal="customer_response",
+)
+SUPERVISOR_ACTION = Event(
+    "supervisor_action",
+    SupervisorAction,
+    roles=("supervisor", "manager"),
+    actor="taken_by",
+    signal="supervisor_action",
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -195,8 +225,24 @@ RETURN: Procedure[ReturnRequest] = Procedure(
     },
 )
 
+COMPLAINT: Procedure[ComplaintRequest] = Procedure(
+    case_type=CaseType.COMPLAINT,
+    workflow=ComplaintWorkflow,
+    request=ComplaintRequest,
+    state=ComplaintState,
+    path="complaints",
+    event_type="complaint.received",
+    title="record a quality complaint (escalated, resolved, followed up)",
+    summary=lambda r: (
+        f"{r.category.value.replace('_', ' ').capitalize()} complaint: "
+        f"{r.sku} lot {r.lot}, order {r.order_id}"
+    ),
+    events=(STORE_CREDIT_CHOSEN, QA_FINDINGS, CUSTOMER_RESPONSE, SUPERVISOR_ACTION),
+    cli={"photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)")},
+)
+
 # One entry per procedure: everything else derives from this tuple.
-PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN)
+PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT)
 
 
 # ---- lookups ------------------------------------------------------------------------------
@@ -215,6 +261,8 @@ def _events() -> dict[str, Event]:
 # Every event any case accepts, by the name callers use.
 EVENTS: dict[str, Event] = _events()
 WORKFLOWS: tuple[type, ...] = tuple(p.workflow for p in PROCEDURES)
+# Workflows that serve procedures without being cases (the per-lot watch of complaints).
+SUPPORTING_WORKFLOWS: tuple[type, ...] = (LotWatchWorkflow,)
 BY_CASE_TYPE: dict[CaseType, Procedure[Any]] = {p.case_type: p for p in PROCEDURES}
 BY_EVENT_TYPE: dict[str, Procedure[Any]] = {p.event_type: p for p in PROCEDURES}
 _BY_REQUEST: dict[type[BaseModel], Procedure[Any]] = {p.request: p for p in PROCEDURES}

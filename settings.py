@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.calendar import BusinessCalendar
-from workflows.models import ApprovalRules, CaseRules, Department
+from workflows.models import ApprovalRules, CaseRules, ComplaintRules, Department
 
 ROOT = Path(__file__).resolve().parent
 
@@ -43,6 +43,10 @@ def _default_departments() -> dict[str, Department]:
         ),
         "accounting": Department(
             name="Accounting", extension="203", email="accounting@exoticmeats.com"
+        ),
+        # Emergency Procedures: after hours, food safety and medical complaints page it.
+        "emergency_line": Department(
+            name="Emergency Line", extension="911", email="emergency@exoticmeats.com"
         ),
     }
 
@@ -114,14 +118,30 @@ class Settings(BaseSettings):
     # handed to Accounting (needs_attention) and its reserved amount released.
     payment_retry_for: timedelta = timedelta(hours=1)
 
-    @field_validator("payment_retry_for")
+    # Quality Complaints: settlements strictly over this need a manager (Manager
+    # Authorization); the follow-up promise; business days the customer has to answer; the
+    # lot watch opens a recall review at this many complaints on one lot within the window.
+    complaint_settlement_above: Decimal = Decimal("1000.00")
+    follow_up_within: timedelta = timedelta(hours=24)
+    satisfaction_wait: int = 3
+    lot_alert_complaints: int = 3
+    lot_alert_window: timedelta = timedelta(days=7)
+
+    @field_validator("satisfaction_wait", "lot_alert_complaints")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("payment_retry_for", "follow_up_within", "lot_alert_window")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be a positive duration")
         return value
 
-    @field_validator("refund_approval_above")
+    @field_validator("refund_approval_above", "complaint_settlement_above")
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
         if value < 0 or value != value.quantize(Decimal("0.01")):
@@ -154,6 +174,13 @@ class Settings(BaseSettings):
             return_reminder_after=self.return_reminder_after,
             ra_expires_after=self.ra_expires_after,
             payment_retry_for=self.payment_retry_for,
+            complaint=ComplaintRules(
+                settlement_above=self.complaint_settlement_above,
+                follow_up_within=self.follow_up_within,
+                satisfaction_wait_days=self.satisfaction_wait,
+                lot_alert_complaints=self.lot_alert_complaints,
+                lot_alert_window=self.lot_alert_window,
+            ),
         )
 
 

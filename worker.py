@@ -18,10 +18,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.cases import CaseActivities
+from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
 from infra.db import Database
 from infra.logs import configure_logging
-from registry import WORKFLOWS
+from registry import SUPPORTING_WORKFLOWS, WORKFLOWS
 from settings import Settings, get_settings
 from workflows.sandbox import workflow_runner
 
@@ -61,10 +62,10 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=list(WORKFLOWS),
+        workflows=[*WORKFLOWS, *SUPPORTING_WORKFLOWS],
         # Pass-through modules listed once; the shared workflow logic is checked by the sandbox.
         workflow_runner=workflow_runner(),
-        activities=activities.all(),
+        activities=[*activities.all(), *LotActivities(client).all()],
         # Activities are synchronous database work: run them on threads, not the event loop.
         activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),
         max_concurrent_activities=16,

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
 from activities.notices import NoticeActivities
 from activities.orders import OrderInfo, OrderSystem
@@ -59,7 +60,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(NoticeActivities):
+class CaseActivities(NoticeActivities, ComplaintActivities):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(
@@ -97,6 +98,8 @@ class CaseActivities(NoticeActivities):
             self.issue_ra_number,
             self.mark_ra_received,
             self.expire_ra,
+            self.place_replacement,
+            self.open_recall_review,
         ]
 
     # ---- the case record -----------------------------------------------------------------

@@ -56,6 +56,8 @@ class NoticeActivities:
             return
         email = _render(notice.template, {"decision_code_line": "", **context})
         to = self._addresses(notice, customer.email if customer else None)
+        if notice.copy_cs_manager and self.settings.cs_manager_email not in to:
+            to.append(self.settings.cs_manager_email)
         with self.db.transaction() as session:
             audit.write(session, notice.audit)
             if not audit.write_one(session, notice.entry):
@@ -183,7 +185,7 @@ class NoticeActivities:
         match notice.recipient:
             case Recipient.CUSTOMER:
                 return [customer_email] if customer_email else []
-            case Recipient.APPROVERS:
+            case Recipient.APPROVERS | Recipient.STAFF:
                 return self.staff.emails(notice.staff_ids) or [self.settings.cs_manager_email]
             case Recipient.CS_MANAGER:
                 return [self.settings.cs_manager_email]

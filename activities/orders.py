@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from infra.db import Customer, Database, Order, OrderLine
 
@@ -55,6 +56,13 @@ class OrderSystem(Protocol):
 
     def get_customer(self, customer_id: str) -> CustomerInfo | None: ...
 
+    def place_replacement(
+        self, replacement_id: str, *, order_id: str, sku: str, at: datetime
+    ) -> bool:
+        """Place order ``replacement_id``: one ``sku`` of ``order_id``, free of charge.
+        False when it exists already (a retry): never two replacements for one id."""
+        ...
+
 
 class LocalOrderSystem:
     def __init__(self, db: Database) -> None:
@@ -96,3 +104,47 @@ class LocalOrderSystem:
             return CustomerInfo(
                 id=customer.id, name=customer.name, email=customer.email, vip=customer.vip
             )
+
+    def place_replacement(
+        self, replacement_id: str, *, order_id: str, sku: str, at: datetime
+    ) -> bool:
+        with self._db.transaction() as session:
+            if session.get(Order, replacement_id) is not None:
+                return False
+            original = session.get(Order, order_id)
+            if original is None:
+                raise LookupError(f"order {order_id} does not exist")
+            customer_id = original.customer_id
+            described = session.scalars(
+                select(OrderLine.description).where(
+                    OrderLine.order_id == order_id, OrderLine.sku == sku
+                )
+            ).first()
+        try:
+            with self._db.transaction() as session:
+                # Its own transaction: a concurrent attempt with the same id meets the
+                # primary key and reports the replacement as already placed.
+                session.add(
+                    Order(
+                        id=replacement_id,
+                        customer_id=customer_id,
+                        status="processing",
+                        total=Decimal("0"),
+                        refunded=Decimal("0"),
+                        placed_at=at,
+                        delivered_at=None,
+                    )
+                )
+                session.flush()
+                session.add(
+                    OrderLine(
+                        order_id=replacement_id,
+                        sku=sku,
+                        description=described or sku,
+                        quantity=1,
+                        unit_price=Decimal("0"),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True

@@ -107,6 +107,7 @@ class CaseSummary(ApiModel):
     order_id: str | None
     customer_id: str | None
     ra_number: str | None = None
+    lot: str | None = None  # complaints
     execution: str
     started_at: datetime
     closed_at: datetime | None

@@ -30,6 +30,7 @@ from temporalio.worker import Worker
 
 import migrations
 from activities.cases import CaseActivities
+from activities.lots import lot_watch_id
 from activities.staff import StaffDirectory
 from infra.db import Customer, Database, Order, OrderLine
 from settings import Settings
@@ -216,6 +217,7 @@ def shop(db: Database) -> Shop:
         ("mgr-mia", "manager", "5000.00"),
         ("mgr-max", "manager", "5000.00"),
         ("sup-low", "supervisor", "600.00"),
+        ("qa-quinn", "qa", "0"),
     ):
         shop.tokens[staff_id] = staff.add(
             staff_id=staff_id,
@@ -279,14 +281,26 @@ class Cases:
         started = await start(self.client, request, task_queue=self.task_queue)
         # The handle from the start call lets the time-skipping server skip while awaited.
         self.handles.append(started.handle)
+        lot = getattr(request, "lot", None)
+        if isinstance(lot, str):
+            self.watch(lot)
         return started.handle
+
+    def watch(self, lot: str) -> None:
+        """A complaint's lot watch outlives its case: it is terminated with the test's cases."""
+        self.handles.append(self.client.get_workflow_handle(lot_watch_id(lot)))
 
     async def refund(self, request: RefundRequest) -> WorkflowHandle[Any, Any]:
         return await self.start(start_refund, request)
 
     async def close_all(self) -> None:
         for handle in self.handles:
-            description = await handle.describe()
+            try:
+                description = await handle.describe()
+            except RPCError as err:
+                if err.status is RPCStatusCode.NOT_FOUND:  # a lot watch never started
+                    continue
+                raise
             if description.status is WorkflowExecutionStatus.RUNNING:
                 await _settled(handle)
                 try:

@@ -410,7 +410,10 @@ async def test_unknown_event_type_is_422(api: Api, shop: Shop) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "error": "unknown_event_type",
-        "detail": "unknown event type 'refund.maybe' (known: refund.requested, return.requested)",
+        "detail": (
+            "unknown event type 'refund.maybe' "
+            "(known: complaint.received, refund.requested, return.requested)"
+        ),
     }
     assert api_requests(shop) == []
 

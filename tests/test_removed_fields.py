@@ -19,7 +19,9 @@ from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
 
 REMOVED_RULES = {"complaint_settlement_above", "freight_claim_above", "follow_up_within"}
-REMOVED_CASE_TYPES = {"complaint", "rush_order", "cancellation"}
+# "complaint" came back as a procedure of its own (issue 9), with its rules nested under
+# CaseRules.complaint: the flat fields above stay removed, and ignored.
+REMOVED_CASE_TYPES = {"rush_order", "cancellation"}
 
 SHELVES = [Shelf(ROOT, RefundWorkflow), Shelf(ROOT / "returns", ReturnWorkflow)]
 RECORDED = [(shelf, path) for shelf in SHELVES for path in shelf.recorded()]

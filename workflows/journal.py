@@ -68,6 +68,11 @@ class CaseJournal:
         # The task running the procedure's steps; message handlers run in tasks of their own.
         self._main: asyncio.Task[Any] | None = None
 
+    def copies_cs_manager(self, recipient: Recipient) -> bool:
+        """Whether an email to ``recipient`` goes to the CS manager too (complaints: the
+        customer's emails, by the Email Communication SOP)."""
+        return False
+
     def notice_context(self) -> dict[str, str]:
         """Facts every email template may use (the case provides them)."""
         return {"case_id": self.case_id}
@@ -246,8 +251,10 @@ class CaseJournal:
         approval: ApprovalState | None = None,
         event: str | None = None,
         detail: dict[str, str] | None = None,
+        copy_cs_manager: bool | None = None,
     ) -> None:
-        """Queue an email from ``template``, with its audit line, in one transaction."""
+        """Queue an email from ``template``, with its audit line, in one transaction.
+        ``copy_cs_manager`` defaults to the procedure's rule (``copies_cs_manager``)."""
         detail = {**(detail or {}), "email": template, "to": recipient.value}
         earlier = self._take_pending()  # written first, in the email's transaction
         before = self._status, self._step
@@ -261,6 +268,9 @@ class CaseJournal:
             staff_ids=staff_ids,
             department=department,
             context={**self.notice_context(), **(context or {})},
+            copy_cs_manager=(
+                self.copies_cs_manager(recipient) if copy_cs_manager is None else copy_cs_manager
+            ),
         )
         try:
             await self.call(CaseActivities.send_notice, notice, summary=f"Email: {template}")

@@ -41,6 +41,7 @@ class CaseType(StrEnum):
 
     REFUND = "refund"
     RETURN = "return"
+    COMPLAINT = "complaint"
 
 
 class CaseStatus(StrEnum):
@@ -50,17 +51,31 @@ class CaseStatus(StrEnum):
     AWAITING_RETURN = "awaiting_return"
     INSPECTING = "inspecting"
     REFUNDING = "refunding"
+    # Quality complaints (workflows/complaints.py).
+    ESCALATED = "escalated"
+    RESOLVING = "resolving"
+    FOLLOW_UP = "follow_up"
+    AWAITING_CUSTOMER = "awaiting_customer"
     COMPLETED = "completed"
     REJECTED = "rejected"
     EXPIRED = "expired"
     NEEDS_ATTENTION = "needs_attention"
+    CLOSED = "closed"
+    CLOSED_NO_RESPONSE = "closed_no_response"
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = {CaseStatus.COMPLETED, CaseStatus.REJECTED, CaseStatus.EXPIRED, CaseStatus.NEEDS_ATTENTION}
+_FINAL = {
+    CaseStatus.COMPLETED,
+    CaseStatus.REJECTED,
+    CaseStatus.EXPIRED,
+    CaseStatus.NEEDS_ATTENTION,
+    CaseStatus.CLOSED,
+    CaseStatus.CLOSED_NO_RESPONSE,
+}
 
 
 class RefundMethod(StrEnum):
@@ -81,6 +96,17 @@ class ApprovalRules(Model):
     approver_roles: tuple[str, ...]
 
 
+class ComplaintRules(Model):
+    """Quality Complaints: the settlement a manager must authorize (strictly over it), the
+    follow-up promise, how long the customer has to answer, and the lot watch's trigger."""
+
+    settlement_above: Decimal = Decimal("1000.00")
+    follow_up_within: timedelta = timedelta(hours=24)
+    satisfaction_wait_days: int = Field(default=3, ge=1)
+    lot_alert_complaints: int = Field(default=3, ge=1)
+    lot_alert_window: timedelta = timedelta(days=7)
+
+
 class CaseRules(Model):
     """Thresholds and timings in force when a case opened; recorded with the case.
 
@@ -98,6 +124,9 @@ class CaseRules(Model):
     ra_expires_after: timedelta
     # Added after cases were recorded: rules stored without it load with this default.
     payment_retry_for: timedelta = timedelta(hours=1)
+    # Nested, not the flat complaint_settlement_above / follow_up_within that older histories
+    # carry (and that must keep being ignored): their values were never this procedure's.
+    complaint: ComplaintRules = ComplaintRules()
 
 
 # ---- Requests (one typed input per procedure) --------------------------------------------
@@ -200,11 +229,12 @@ class Recipient(StrEnum):
     APPROVERS = "approvers"
     CS_MANAGER = "cs_manager"
     DEPARTMENT = "department"
+    STAFF = "staff"  # the people named in ``staff_ids`` (the CS manager when none is found)
 
 
 class Notice(Audited):
     """An email from a template, queued with its audit line in one transaction (after the
-    earlier lines in ``audit``)."""
+    earlier lines in ``audit``). ``copy_cs_manager`` sends it to the CS manager too."""
 
     entry: AuditEntry
     template: str
@@ -212,6 +242,7 @@ class Notice(Audited):
     staff_ids: tuple[str, ...] = ()
     department: str | None = None
     context: dict[str, str] = {}
+    copy_cs_manager: bool = False
 
 
 class Escalation(Audited):

@@ -32,6 +32,11 @@ def refund_needs_manager(amount: Decimal, rules: CaseRules) -> bool:
     return amount > rules.refund_approval_above
 
 
+def settlement_needs_manager(amount: Decimal, rules: CaseRules) -> bool:
+    """Manager Authorization Required: complaint settlements *over* the threshold."""
+    return amount > rules.complaint.settlement_above
+
+
 def refund_timeline(method: RefundMethod) -> str:
     return REFUND_TIMELINES[method]
 

@@ -111,38 +111,10 @@ class RefundingCase(CaseWorkflow):
 
     async def issue_refund(self, amount: Decimal) -> Outcome:
         """SOP: 'Process authorized refunds or credits', then confirm to the customer."""
-        self._refund_started = True
         method = self.refund_method
-        await self.record(
-            "refund_started",
-            detail={"method": method.value},
-            status=CaseStatus.REFUNDING,
-            step=f"Issuing {amount:.2f} as {method.value.replace('_', ' ')}",
-        )
-        instruction = RefundInstruction(
-            case_id=self.case_id,
-            idempotency_key=self.refund_key,
-            order_id=self._order_id,
-            customer_id=self._customer_id,
-            amount=amount,
-            method=method,
-            issued_at=workflow.now(),
-        )
-        try:
-            receipt = await self.pay(instruction)
-        except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == "NotRefundable":
-                return await self.finish(
-                    CaseStatus.REJECTED, reason=cause.message, template="refund_rejected"
-                )
-            if isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined":
-                self._holding = None  # the activity released it with the decline
-                return await self.escalate_decline(amount, cause.message)
-            if _gateway_stayed_down(err):
-                return await self.escalate_outage(instruction, _last_failure(err))
-            raise
-
+        receipt = await self.refund_money(amount, status=CaseStatus.REFUNDING)
+        if isinstance(receipt, Outcome):
+            return receipt
         timeline = policy.refund_timeline(method)
         return await self.finish(
             CaseStatus.COMPLETED,
@@ -161,6 +133,41 @@ class RefundingCase(CaseWorkflow):
                 timeline=timeline,
             ),
         )
+
+    async def refund_money(self, amount: Decimal, *, status: CaseStatus) -> RefundReceipt | Outcome:
+        """Pay ``amount`` back by the chosen method: the receipt, or the case's ending when
+        the order cannot refund it, the payment is declined or the gateway stays down."""
+        self._refund_started = True
+        method = self.refund_method
+        await self.record(
+            "refund_started",
+            detail={"method": method.value},
+            status=status,
+            step=f"Issuing {amount:.2f} as {method.value.replace('_', ' ')}",
+        )
+        instruction = RefundInstruction(
+            case_id=self.case_id,
+            idempotency_key=self.refund_key,
+            order_id=self._order_id,
+            customer_id=self._customer_id,
+            amount=amount,
+            method=method,
+            issued_at=workflow.now(),
+        )
+        try:
+            return await self.pay(instruction)
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "NotRefundable":
+                return await self.finish(
+                    CaseStatus.REJECTED, reason=cause.message, template="refund_rejected"
+                )
+            if isinstance(cause, ApplicationError) and cause.type == "PaymentDeclined":
+                self._holding = None  # the activity released it with the decline
+                return await self.escalate_decline(amount, cause.message)
+            if _gateway_stayed_down(err):
+                return await self.escalate_outage(instruction, _last_failure(err))
+            raise
 
     async def reserve(self, amount: Decimal) -> OrderVerdict:
         """Hold ``amount`` of the order for this case's refund (or set the hold to it)."""

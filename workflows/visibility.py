@@ -15,5 +15,7 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 # A float index, for range searches in the UI only; money is exact everywhere else.
 AMOUNT = SearchAttributeKey.for_float("Amount")
 RA_NUMBER = SearchAttributeKey.for_keyword("RaNumber")
+# A complaint's product lot: finds every case of a lot under recall review.
+LOT = SearchAttributeKey.for_keyword("Lot")
 
-ALL_KEYS = (CASE_TYPE, CASE_STATUS, ORDER_ID, CUSTOMER_ID, AMOUNT, RA_NUMBER)
+ALL_KEYS = (CASE_TYPE, CASE_STATUS, ORDER_ID, CUSTOMER_ID, AMOUNT, RA_NUMBER, LOT)

@@ -91,6 +91,7 @@ async def list_cases(
     order_id: Annotated[str | None, Query(pattern=IDENTIFIER)] = None,
     customer_id: Annotated[str | None, Query(pattern=IDENTIFIER)] = None,
     ra_number: Annotated[str | None, Query(pattern=IDENTIFIER)] = None,
+    lot: Annotated[str | None, Query(pattern=IDENTIFIER)] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> CaseList:
@@ -103,6 +104,7 @@ async def list_cases(
         (visibility.ORDER_ID, order_id),
         (visibility.CUSTOMER_ID, customer_id),
         (visibility.RA_NUMBER, ra_number),
+        (visibility.LOT, lot),
     ):
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
@@ -160,6 +162,7 @@ def _summary(execution: WorkflowExecution) -> CaseSummary:
         order_id=attributes.get(visibility.ORDER_ID),
         customer_id=attributes.get(visibility.CUSTOMER_ID),
         ra_number=attributes.get(visibility.RA_NUMBER),
+        lot=attributes.get(visibility.LOT),
         execution=execution.status.name.lower() if execution.status else "unknown",
         started_at=execution.start_time,
         closed_at=execution.close_time,
