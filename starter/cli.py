@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import enum
 import json
 import os
 import sys
@@ -343,8 +344,14 @@ def _add_field(
     else:
         if field.annotation in FIELD_TYPES:
             options["type"] = FIELD_TYPES[field.annotation]
+        if isinstance(field.annotation, type) and issubclass(field.annotation, enum.Enum):
+            # argparse refuses anything else with the list, before the model is asked.
+            options["choices"] = [member.value for member in field.annotation]
+            del options["metavar"]
         if name in FIELD_HELP:
             options["help"] = FIELD_HELP[name]
+        elif field.description:
+            options["help"] = field.description
     parser.add_argument(*flags, **options)
 
 

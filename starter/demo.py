@@ -26,6 +26,7 @@ STAFF = (
     ("agent-amy", "Amy Agent", "agent", "0"),
     ("backend-svc", "Order backend", "backend", "0"),
     ("warehouse-wes", "Wes Warehouse", "warehouse", "0"),
+    ("qa-quinn", "Quinn Quality", "qa", "0"),
     ("sup-sam", "Sam Supervisor", "supervisor", "1000.00"),
     ("mgr-mia", "Mia Manager", "manager", "5000.00"),
 )

@@ -36,6 +36,7 @@ from temporalio.client import Client
 
 from starter import DATA_CONVERTER, case_state
 from tests.devstack import ROOT, DevStack
+from workflows.complaint_models import ComplaintState
 from workflows.models import CaseStatus, RefundMethod
 
 MARKER = "<!-- readme-test -->"
@@ -150,7 +151,7 @@ def stack(tmp_path: Path) -> Iterator[DevStack]:
 
 def test_the_readme_has_a_walkthrough_to_run() -> None:
     blocks = readme_blocks()
-    assert [block.language for block in blocks] == ["sh", "sh", "sh", "python"]
+    assert [block.language for block in blocks] == ["sh", "sh", "sh", "sh", "python"]
     assert all(re.search(r"python -m starter", b.text) for b in blocks if b.language == "sh")
 
 
@@ -174,4 +175,7 @@ async def test_every_readme_walkthrough_command_works_as_written(stack: DevStack
         RefundMethod.STORE_CREDIT,
     )
     assert (await case_state(client, "return-evt-2")).status is CaseStatus.COMPLETED
+    complaint = await case_state(client, "complaint-evt-3", ComplaintState)
+    assert complaint.replacement_order_id is not None
+    assert complaint.qa_root_cause == "cold chain break in transit"
     assert (await case_state(client, "refund-py-1")).status is CaseStatus.COMPLETED

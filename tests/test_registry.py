@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -247,6 +248,15 @@ def test_every_procedure_has_a_cli_command_for_each_request_field(
     command = _commands(build_parser())[procedure.command]
     options = {action.dest for action in command._actions}
     assert set(procedure.request.model_fields) <= options
+
+
+@pytest.mark.parametrize("procedure", PROCEDURES, ids=by_name)
+def test_every_choice_field_offers_its_values_on_the_cli(procedure: Procedure[Any]) -> None:
+    command = _commands(build_parser())[procedure.command]
+    by_dest = {action.dest: action for action in command._actions}
+    for name, field in procedure.request.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, enum.Enum):
+            assert by_dest[name].choices == [member.value for member in field.annotation]
 
 
 def test_the_registry_lookups_agree() -> None:
