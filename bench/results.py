@@ -1,7 +1,7 @@
 """A bench's result: the numbers of its three runs, the ratios, the targets met or missed.
 
 Written as ``bench/results/<date>-<database>.json`` (``<date>`` is the UTC start, to the
-minute, so several runs a day are kept apart) and the same again as a Markdown table in the
+second, so several runs a day are kept apart) and the same again as a Markdown table in the
 ``.md`` next to it. The files are records kept in the repository: docs/benchmark.md quotes
 them.
 """
@@ -142,7 +142,7 @@ def check(target: str, measured: float, ok: bool) -> dict[str, Any]:
 
 
 def file_stem(started_at: datetime, database: str) -> str:
-    return f"{started_at.strftime('%Y-%m-%dT%H%MZ')}-{database}"
+    return f"{started_at.strftime('%Y-%m-%dT%H%M%SZ')}-{database}"
 
 
 def write(result: dict[str, Any], directory: Path, stem: str) -> Path:
