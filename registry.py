@@ -13,12 +13,14 @@ models, and nothing in workflows/, activities/ or infra/ imports it (tests/test_
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
+from temporalio.common import SearchAttributePair
 
+from workflows import visibility
 from workflows.complaint_models import (
     ComplaintRequest,
     ComplaintState,
@@ -92,7 +94,8 @@ class Procedure(Generic[R]):
     """One procedure. ``path`` is its HTTP start (``POST /v1/{path}``), ``event_type`` the
     CloudEvents type that starts it too, ``summary`` the line the Temporal Web UI shows for a
     case. The CLI command is the case type (``refund``), one option per request field; the
-    ``Amount`` search attribute is set when the request has an ``amount``."""
+    ``Amount`` search attribute is set when the request has an ``amount``; ``search_attributes``
+    adds the procedure's own, set when the case starts so that it is listed by them at once."""
 
     case_type: CaseType
     workflow: type
@@ -104,6 +107,7 @@ class Procedure(Generic[R]):
     summary: Callable[[R], str]
     events: tuple[Event, ...] = ()
     cli: Mapping[str, CliField] = field(default_factory=dict)
+    search_attributes: Callable[[R], Sequence[SearchAttributePair[Any]]] = lambda _: ()
 
     def __post_init__(self) -> None:
         # The idempotency key and the case id both derive from it.
@@ -239,6 +243,7 @@ COMPLAINT: Procedure[ComplaintRequest] = Procedure(
     ),
     events=(STORE_CREDIT_CHOSEN, QA_FINDINGS, CUSTOMER_RESPONSE, SUPERVISOR_ACTION),
     cli={"photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)")},
+    search_attributes=lambda r: (SearchAttributePair(visibility.LOT, r.lot),),
 )
 
 # One entry per procedure: everything else derives from this tuple.

@@ -204,6 +204,7 @@ async def _start(
     ]
     if amount is not None:
         attributes.append(SearchAttributePair(visibility.AMOUNT, float(amount)))
+    attributes.extend(procedure.search_attributes(request))
     try:
         handle: WorkflowHandle[object, object] = await client.start_workflow(
             procedure.workflow.run,  # type: ignore[attr-defined]

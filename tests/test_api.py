@@ -26,6 +26,7 @@ from registry import PROCEDURES
 from settings import Settings
 from starter import DATA_CONVERTER
 from starter.api import Store, create_app
+from tests.complaint_helpers import complaint
 from tests.conftest import Cases, Shop
 from tests.test_e2e_http import terminate_if_running
 
@@ -511,6 +512,22 @@ async def test_cases_are_listed_by_search_attributes(visible_api: Api) -> None:
     )
     assert item["execution"] == "running"
     await listed(visible_api, 0, order_id=order_id, status="completed")
+
+
+async def test_complaints_are_listed_by_lot_before_a_worker_takes_them(
+    visible_api: Api,
+) -> None:
+    lot = f"LOT-{uuid.uuid4().hex[:6]}"
+    opened = []
+    for other_lot in (lot, lot, f"{lot}-X"):
+        response = await visible_api.call(
+            "POST", "/v1/complaints", json=complaint(lot=other_lot).model_dump(mode="json")
+        )
+        assert response.status_code == 202, response.text
+        opened.append(response.json()["case_id"])
+    body = await listed(visible_api, 2, lot=lot, type="complaint")
+    assert sorted(item["case_id"] for item in body["items"]) == sorted(opened[:2])
+    assert {item["lot"] for item in body["items"]} == {lot}
 
 
 async def test_case_listing_is_paged(visible_api: Api) -> None:
