@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from infra.temporal import DATA_CONVERTER
 from settings import Settings
+from workflows.models import CaseStatus, Outcome
 from workflows.sandbox import workflow_runner
 
 ROOT = Path(__file__).resolve().parent / "histories"
@@ -43,6 +44,19 @@ class Shelf:
             workflow_runner=workflow_runner(),  # the worker's sandbox, pass-through list included
         )
         return await replayer.replay_workflow(history)
+
+    async def check_fresh(
+        self, scenario: str, handle: WorkflowHandle[Any, Any], final: CaseStatus
+    ) -> None:
+        """The case just run ends ``final`` and its history replays (kept when recording)."""
+        outcome: Outcome = await handle.result()
+        assert outcome.status is final
+        history = await handle.fetch_history()
+
+        result = await self.replay(history)
+
+        assert result.replay_failure is None
+        self.keep_if_recording(scenario, history)
 
     def keep_if_recording(self, scenario: str, history: WorkflowHistory) -> None:
         """With REPLAY_RECORD=1, store ``history`` as the scenario's recorded history."""

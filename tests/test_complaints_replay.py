@@ -24,7 +24,7 @@ from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf
 from workflows.complaint_models import ComplaintRequest
 from workflows.complaints import ComplaintWorkflow
-from workflows.models import CaseStatus, Decision, DecisionKind, Outcome
+from workflows.models import CaseStatus, Decision, DecisionKind
 
 SHELF = Shelf(ROOT / "complaints", ComplaintWorkflow)
 
@@ -108,14 +108,7 @@ async def test_a_fresh_history_replays(
 ) -> None:
     run, final = SCENARIOS[scenario]
     handle = await run(env, client, cases, shop)
-    outcome: Outcome = await handle.result()
-    assert outcome.status is final
-    history = await handle.fetch_history()
-
-    result = await SHELF.replay(history)
-
-    assert result.replay_failure is None
-    SHELF.keep_if_recording(scenario, history)
+    await SHELF.check_fresh(scenario, handle, final)
 
 
 def test_every_scenario_has_a_recorded_history() -> None:

@@ -40,7 +40,6 @@ from workflows.models import (
     CaseStatus,
     Decision,
     DecisionKind,
-    Outcome,
     RefundRequest,
 )
 from workflows.refund import RefundWorkflow
@@ -175,14 +174,7 @@ async def test_a_fresh_history_replays(
 ) -> None:
     run, final = SCENARIOS[scenario]
     handle: WorkflowHandle[Any, Any] = await run(client, cases, shop)
-    outcome: Outcome = await handle.result()
-    assert outcome.status is final
-    history = await handle.fetch_history()
-
-    result = await SHELF.replay(history)
-
-    assert result.replay_failure is None
-    SHELF.keep_if_recording(scenario, history)
+    await SHELF.check_fresh(scenario, handle, final)
 
 
 def test_every_scenario_has_a_recorded_history() -> None:

@@ -28,7 +28,6 @@ from workflows.models import (
     Decision,
     DecisionKind,
     InspectionResult,
-    Outcome,
     PackageReceived,
 )
 from workflows.returns import ReturnWorkflow
@@ -143,14 +142,7 @@ async def test_a_fresh_history_replays(
 ) -> None:
     run, final = SCENARIOS[scenario]
     handle = await run(env, client, cases, shop)
-    outcome: Outcome = await handle.result()
-    assert outcome.status is final
-    history = await handle.fetch_history()
-
-    result = await SHELF.replay(history)
-
-    assert result.replay_failure is None
-    SHELF.keep_if_recording(scenario, history)
+    await SHELF.check_fresh(scenario, handle, final)
 
 
 def test_every_scenario_has_a_recorded_history() -> None:
