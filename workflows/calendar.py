@@ -81,6 +81,10 @@ class BusinessCalendar(BaseModel):
         """``instant`` on the business's wall clock, for what customers read."""
         return _aware(instant).astimezone(_zone(self.timezone))
 
+    def instant(self, day: date, at: time) -> datetime:
+        """``at`` o'clock on ``day`` on the business's wall clock, as a UTC instant."""
+        return datetime.combine(day, at, _zone(self.timezone)).astimezone(UTC)
+
     def next_open(self, instant: datetime) -> datetime:
         """The first instant at or after ``instant`` when the business is open."""
         return self.add_business_time(instant, timedelta(0))

@@ -7,7 +7,7 @@ histories hold no emails, phones or addresses.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -42,6 +42,7 @@ class CaseType(StrEnum):
     REFUND = "refund"
     RETURN = "return"
     COMPLAINT = "complaint"
+    RUSH = "rush"
 
 
 class CaseStatus(StrEnum):
@@ -56,12 +57,19 @@ class CaseStatus(StrEnum):
     RESOLVING = "resolving"
     FOLLOW_UP = "follow_up"
     AWAITING_CUSTOMER = "awaiting_customer"
+    # Rush orders (workflows/rush_orders.py).
+    CHECKING = "checking"
+    PRIORITY = "priority"
+    IN_TRANSIT = "in_transit"
+    LATE = "late"
     COMPLETED = "completed"
     REJECTED = "rejected"
     EXPIRED = "expired"
     NEEDS_ATTENTION = "needs_attention"
     CLOSED = "closed"
     CLOSED_NO_RESPONSE = "closed_no_response"
+    DECLINED = "declined"
+    UNAVAILABLE = "unavailable"
 
     @property
     def is_final(self) -> bool:
@@ -75,6 +83,8 @@ _FINAL = {
     CaseStatus.NEEDS_ATTENTION,
     CaseStatus.CLOSED,
     CaseStatus.CLOSED_NO_RESPONSE,
+    CaseStatus.DECLINED,
+    CaseStatus.UNAVAILABLE,
 }
 
 
@@ -107,6 +117,23 @@ class ComplaintRules(Model):
     lot_alert_window: timedelta = timedelta(days=7)
 
 
+class RushRules(Model):
+    """Rush Orders: the fee (per order plus per item; waived for VIPs when set), the same-day
+    cut-off on the business clock, the carrier's expedited transit in delivery days, how
+    long a quote stands in business time, and how many business days after a missed promise
+    a supervisor is told and the case handed to a person."""
+
+    fee_per_order: Decimal = Decimal("25.00")
+    fee_per_item: Decimal = Decimal("5.00")
+    vip_fee_waived: bool = True
+    same_day_cutoff: time = time(14, 0)
+    transit_days: int = Field(default=1, ge=0)
+    delivery_days: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # the carrier delivers Mon-Sat
+    accept_within: timedelta = timedelta(hours=2)
+    late_escalate_after_days: int = Field(default=2, ge=1)
+    late_give_up_after_days: int = Field(default=10, ge=1)
+
+
 class CaseRules(Model):
     """Thresholds and timings in force when a case opened; recorded with the case.
 
@@ -127,6 +154,7 @@ class CaseRules(Model):
     # Nested, not the flat complaint_settlement_above / follow_up_within that older histories
     # carry (and that must keep being ignored): their values were never this procedure's.
     complaint: ComplaintRules = ComplaintRules()
+    rush: RushRules = RushRules()
 
 
 # ---- Requests (one typed input per procedure) --------------------------------------------

@@ -6,8 +6,8 @@ the workflow, so the same case always reaches the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from workflows.models import (
@@ -20,6 +20,7 @@ from workflows.models import (
     ReturnVerdict,
     StaffMember,
 )
+from workflows.rush_models import RushQuote
 
 REFUND_TIMELINES = {
     RefundMethod.STORE_CREDIT: "immediately",
@@ -145,3 +146,66 @@ def return_eligibility(
 
 def _ineligible(reason: str) -> ReturnEligibility:
     return ReturnEligibility(verdict=ReturnVerdict.INELIGIBLE, reason=reason)
+
+
+# ---- Rush Orders -------------------------------------------------------------------------------
+
+
+def rush_fee(rules: CaseRules, *, items: int, vip: bool) -> tuple[Decimal, bool]:
+    """The fee for expediting ``items`` units, and whether it is waived (VIP Customer Handling)."""
+    rush = rules.rush
+    if vip and rush.vip_fee_waived:
+        return Decimal("0.00"), True
+    return rush.fee_per_order + rush.fee_per_item * items, False
+
+
+def rush_dates(rules: CaseRules, at: datetime) -> tuple[date, date]:
+    """When an order expedited at ``at`` ships and is promised: it ships today when today is
+    a business day and the same-day cut-off has not passed, else the next business day; the
+    carrier's transit counts only its delivery days (and skips the business's holidays)."""
+    calendar, rush = rules.calendar, rules.rush
+    local = calendar.local(at)
+    ships_on = local.date()
+    if not calendar.is_business_day(ships_on) or local.time() >= rush.same_day_cutoff:
+        ships_on = _next_day(ships_on, calendar.is_business_day)
+
+    def delivers(day: date) -> bool:
+        return day.weekday() in rush.delivery_days and day not in calendar.holidays
+
+    promised_on = ships_on
+    for _ in range(rush.transit_days):
+        promised_on = _next_day(promised_on, delivers)
+    return ships_on, promised_on
+
+
+def rush_quote(rules: CaseRules, *, at: datetime, items: int, vip: bool) -> RushQuote:
+    """The quote emailed to the customer: fee, promise, and the end of the acceptance window
+    (RUSH_ACCEPT_WITHIN of business time after ``at``)."""
+    fee, waived = rush_fee(rules, items=items, vip=vip)
+    ships_on, promised_on = rush_dates(rules, at)
+    return RushQuote(
+        fee=fee,
+        waived=waived,
+        quoted_at=at,
+        accept_by=rules.calendar.add_business_time(at, rules.rush.accept_within),
+        ships_on=ships_on,
+        promised_on=promised_on,
+    )
+
+
+def ship_cutoff(rules: CaseRules, ships_on: date) -> datetime:
+    """The instant the order leaves with the expedited pickup: the cut-off of its ship day."""
+    return rules.calendar.instant(ships_on, rules.rush.same_day_cutoff)
+
+
+def delivery_due(rules: CaseRules, promised_on: date) -> datetime:
+    """The end of the promised day (its closing time on the business clock): the follow-up."""
+    return rules.calendar.instant(promised_on, rules.calendar.closes)
+
+
+def _next_day(day: date, usable: Callable[[date], bool]) -> date:
+    for _ in range(366 * 2):
+        day += timedelta(days=1)
+        if usable(day):
+            return day
+    raise ValueError("no usable day in the next two years")
