@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Engine,
@@ -92,7 +93,8 @@ class Order(Base):
     __tablename__ = "orders"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20))  # processing | shipped | delivered
+    # processing | shipped | delivered | cancelled
+    status: Mapped[str] = mapped_column(String(20))
     total: Mapped[Decimal] = mapped_column(Cents)
     refunded: Mapped[Decimal] = mapped_column(Cents, default=Decimal("0"))
     # Held for payments in flight (see RefundReservation): refundable = total - refunded - reserved.
@@ -101,6 +103,10 @@ class Order(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # "closed" when the card or account paid with can no longer receive money.
     payment_account: Mapped[str] = mapped_column(String(20), default="active")
+    # Set once by the rush order case that expedites it: which case, and the date it promised.
+    priority_case_id: Mapped[str | None] = mapped_column(String(200))
+    promised_on: Mapped[date | None] = mapped_column(Date)
+    priority_flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class OrderLine(Base):
@@ -112,6 +118,42 @@ class OrderLine(Base):
     description: Mapped[str] = mapped_column(String(200))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Cents)
+
+
+class Stock(Base):
+    """Units on hand per sku; ``restock_on`` is the next delivery the warehouse expects."""
+
+    __tablename__ = "stock"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer)
+    restock_on: Mapped[date | None] = mapped_column(Date)
+
+
+# ---- the local carrier -------------------------------------------------------------------
+
+
+class Shipment(Base):
+    """The carrier's view of an order's parcel (one per order)."""
+
+    __tablename__ = "shipments"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))  # in_transit | delivered | attempted | lost
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed delivery attempts
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CarrierRequestRecord(Base):
+    """An investigation or redelivery asked of the carrier; the key makes a retry a lookup."""
+
+    __tablename__ = "carrier_requests"
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(200), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))  # investigation | redelivery
+    reference: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 # ---- staff -------------------------------------------------------------------------------
@@ -206,6 +248,20 @@ class LedgerEntry(Base):
     amount: Mapped[Decimal] = mapped_column(Cents)
     reference: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RushCharge(Base):
+    """A rush fee charged to the customer. The unique key makes a retried charge a no-op."""
+
+    __tablename__ = "rush_charges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(250), unique=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Cents)
+    reference: Mapped[str] = mapped_column(String(64))
+    charged_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RefundReservation(Base):
