@@ -1,4 +1,4 @@
-"""The order system: where orders, their lines and what was refunded live.
+"""The order system: where orders, their lines, stock and what was refunded live.
 
 ``LocalOrderSystem`` is the default, real code over this product's database. A company with
 its own order system implements ``OrderSystem`` and names it in ORDER_SYSTEM.
@@ -6,15 +6,16 @@ its own order system implements ``OrderSystem`` and names it in ORDER_SYSTEM.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import Result, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from infra.db import Customer, Database, Order, OrderLine
+from infra.db import Customer, Database, Order, OrderLine, Stock
 
 
 class OrderLineInfo(BaseModel):
@@ -51,6 +52,13 @@ class CustomerInfo(BaseModel):
     vip: bool
 
 
+class StockInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    on_hand: int
+    restock_on: date | None  # the next delivery the warehouse expects, when it knows one
+
+
 class OrderSystem(Protocol):
     def get_order(self, order_id: str) -> OrderInfo | None: ...
 
@@ -61,6 +69,18 @@ class OrderSystem(Protocol):
     ) -> bool:
         """Place order ``replacement_id``: one ``sku`` of ``order_id``, free of charge.
         False when it exists already (a retry): never two replacements for one id."""
+        ...
+
+    def get_stock(self, skus: Sequence[str]) -> dict[str, StockInfo]:
+        """Stock of every sku asked for; one the system has none of is ``on_hand=0``."""
+        ...
+
+    def flag_priority(
+        self, order_id: str, *, case_id: str, promised_on: date, at: datetime
+    ) -> bool:
+        """Flag the order for priority processing by case ``case_id``, promised for
+        ``promised_on``. False when that case flagged it already (a retry: nothing changes);
+        ``LookupError`` for an unknown order."""
         ...
 
 
@@ -148,3 +168,44 @@ class LocalOrderSystem:
         except IntegrityError:
             return False
         return True
+
+    def get_stock(self, skus: Sequence[str]) -> dict[str, StockInfo]:
+        wanted = list(dict.fromkeys(skus))  # once each, in the order asked
+        with self._db.read() as session:
+            rows = (
+                session.scalars(select(Stock).where(Stock.sku.in_(wanted))).all() if wanted else []
+            )
+            known = {
+                row.sku: StockInfo(sku=row.sku, on_hand=row.on_hand, restock_on=row.restock_on)
+                for row in rows
+            }
+        # A sku never stocked is simply out of stock, with no restock in sight: the caller
+        # reports it as unavailable rather than failing on a missing key.
+        return {
+            sku: known.get(sku, StockInfo(sku=sku, on_hand=0, restock_on=None)) for sku in wanted
+        }
+
+    def flag_priority(
+        self, order_id: str, *, case_id: str, promised_on: date, at: datetime
+    ) -> bool:
+        with self._db.transaction() as session:
+            # Check and set at once: of two attempts by the same case only one sees the flag
+            # unset by that case, so a retry never moves ``priority_flagged_at``. A flag left
+            # by another (earlier) case is replaced: the latest promise is the one to keep.
+            flagged = session.execute(
+                update(Order)
+                .where(
+                    Order.id == order_id,
+                    or_(Order.priority_case_id.is_(None), Order.priority_case_id != case_id),
+                )
+                .values(priority_case_id=case_id, promised_on=promised_on, priority_flagged_at=at)
+            )
+            if _rowcount(flagged) == 1:
+                return True
+            if session.get(Order, order_id) is None:
+                raise LookupError(f"order {order_id} does not exist")
+            return False
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(getattr(result, "rowcount", 0))
