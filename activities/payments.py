@@ -1,4 +1,5 @@
-"""The payment gateway (card refunds and store credit) and the refund ledger.
+"""The payment gateway (card refunds, store credit and rush fee charges), the refund ledger
+and the charge ledger.
 
 A gateway must be idempotent on ``idempotency_key``, as real ones are: a repeated call
 returns the first reference and moves no more money. The ledger reserves the amount on the
@@ -20,8 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from activities import audit as audit_trail
-from infra.db import Database, LedgerEntry, Order, RefundReservation
+from infra.db import Database, LedgerEntry, Order, RefundReservation, RushCharge
 from workflows.models import AuditEntry, RefundInstruction, RefundMethod, RefundReceipt
+from workflows.rush_models import ChargeReceipt, FeeCharge
 
 
 class PaymentDeclined(Exception):
@@ -35,6 +37,12 @@ class PaymentUnavailable(Exception):
 class PaymentGateway(Protocol):
     def refund(self, instruction: RefundInstruction) -> str:
         """Pay ``instruction.amount`` back; return the gateway's reference."""
+        ...
+
+    def charge(self, charge: FeeCharge) -> str:
+        """Take ``charge.amount`` from the customer's payment account, once per
+        ``charge.idempotency_key``; return the gateway's reference (the first one, on a
+        repeat)."""
         ...
 
 
@@ -55,8 +63,21 @@ class LocalPaymentGateway:
             ):
                 raise PaymentDeclined("the original payment account is closed")
         prefix = "SC" if instruction.method is RefundMethod.STORE_CREDIT else "RF"
-        digest = hashlib.sha256(instruction.idempotency_key.encode()).hexdigest()[:10]
-        return f"{prefix}-{digest.upper()}"
+        return _reference(prefix, instruction.idempotency_key)
+
+    def charge(self, charge: FeeCharge) -> str:
+        with self._db.read() as session:
+            order = session.get(Order, charge.order_id)
+            if order is None:
+                raise PaymentDeclined(f"order {charge.order_id} is unknown to the gateway")
+            if order.payment_account != "active":
+                raise PaymentDeclined("the payment account is closed")
+        # Derived from the key alone: a repeated charge gets the first reference.
+        return _reference("CH", charge.idempotency_key)
+
+
+def _reference(prefix: str, key: str) -> str:
+    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:10].upper()}"
 
 
 class Held(StrEnum):
@@ -223,6 +244,67 @@ class RefundLedger:
             if existing is None:
                 raise
             return existing
+
+
+class ChargeLedger:
+    """Rush fees charged, each recorded once, with the order's total raised by the fee.
+
+    The fee becomes part of what the order cost, so the one refund mechanism (RefundLedger,
+    which pays back at most ``total - refunded - reserved``) can pay it back like any other
+    part of the order. The total is raised in SQL, never read into Python and written back.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def find(self, idempotency_key: str) -> ChargeReceipt | None:
+        with self._db.read() as session:
+            row = session.scalar(
+                select(RushCharge).where(RushCharge.idempotency_key == idempotency_key)
+            )
+            return None if row is None else _charge_receipt(row)
+
+    def record(self, charge: FeeCharge, reference: str) -> ChargeReceipt:
+        """Write the charge once: one transaction for its row, the order's total and
+        ``charge.audit``. A second write for the same key returns the first receipt."""
+        cents = _literal(_cents(charge.amount))
+        try:
+            with self._db.transaction() as session:
+                row = RushCharge(
+                    idempotency_key=charge.idempotency_key,
+                    case_id=charge.case_id,
+                    order_id=charge.order_id,
+                    customer_id=charge.customer_id,
+                    amount=charge.amount,
+                    reference=reference,
+                    charged_at=charge.charged_at,
+                )
+                session.add(row)
+                session.flush()  # a repeat fails here, before the order is touched
+                raised = session.execute(
+                    update(Order)
+                    .where(Order.id == charge.order_id)
+                    .values(total=Order.total + cents)
+                )
+                if _rowcount(raised) != 1:
+                    raise LookupError(f"order {charge.order_id} does not exist")
+                audit_trail.write(session, charge.audit)
+                return _charge_receipt(row)
+        except IntegrityError:
+            # Recorded before (a retry, or a concurrent attempt that committed first). The
+            # lines this attempt carries are written all the same: each is written once.
+            with self._db.transaction() as session:
+                existing = session.scalar(
+                    select(RushCharge).where(RushCharge.idempotency_key == charge.idempotency_key)
+                )
+                if existing is None:
+                    raise  # not a duplicate key (an unknown case): nothing to find
+                audit_trail.write(session, charge.audit)
+                return _charge_receipt(existing)
+
+
+def _charge_receipt(row: RushCharge) -> ChargeReceipt:
+    return ChargeReceipt(reference=row.reference, amount=row.amount, charged_at=row.charged_at)
 
 
 def _cents(amount: Decimal) -> int:
