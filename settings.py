@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # Pluggable external systems ("module:factory"); the defaults are local, over the database.
     order_system: str = "activities.orders:LocalOrderSystem"
     payment_gateway: str = "activities.payments:LocalPaymentGateway"
+    carrier: str = "activities.carrier:LocalCarrier"
     email_transport: Literal["outbox", "smtp"] = "outbox"
     smtp: SmtpSettings = SmtpSettings()
     # Delivery retries (activities.mail): the first after EMAIL_RETRY_FIRST_INTERVAL, doubling

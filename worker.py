@@ -43,6 +43,7 @@ def build_activities(db: Database, settings: Settings | None = None) -> CaseActi
         db,
         orders=_load(settings.order_system, db),
         payments=_load(settings.payment_gateway, db),
+        carrier=_load(settings.carrier, db),
         settings=settings,
     )
 

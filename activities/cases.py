@@ -16,11 +16,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
 from activities.notices import NoticeActivities
 from activities.orders import OrderInfo, OrderSystem
 from activities.payments import (
+    ChargeLedger,
     Held,
     PaymentDeclined,
     PaymentGateway,
@@ -69,14 +71,17 @@ class CaseActivities(NoticeActivities, ComplaintActivities):
         *,
         orders: OrderSystem,
         payments: PaymentGateway,
+        carrier: Carrier,
         settings: Settings,
     ) -> None:
         self.db = db
         self.orders = orders
         self.payments = payments
+        self.carrier = carrier
         self.settings = settings
         self.staff = StaffDirectory(db)
         self.ledger = RefundLedger(db)
+        self.charges = ChargeLedger(db)
         self.returns = ReturnAuthorizations(db)
         self.codes = DecisionCodes(db)
 

@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnavailable
@@ -36,6 +37,7 @@ from workflows.models import (
     RefundMethod,
     RefundRequest,
 )
+from workflows.rush_models import FeeCharge
 
 
 @dataclass
@@ -59,10 +61,17 @@ class FlakyGateway:
             raise PaymentUnavailable(f"gateway timed out (call {attempt})")
         return self.inner.refund(instruction)
 
+    def charge(self, charge: FeeCharge) -> str:
+        return self.inner.charge(charge)
+
 
 def case_activities(shop: Shop, settings: Settings, payments: PaymentGateway) -> CaseActivities:
     return CaseActivities(
-        shop.db, orders=LocalOrderSystem(shop.db), payments=payments, settings=settings
+        shop.db,
+        orders=LocalOrderSystem(shop.db),
+        payments=payments,
+        carrier=LocalCarrier(shop.db),
+        settings=settings,
     )
 
 

@@ -27,6 +27,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentUnavailable
@@ -49,6 +50,7 @@ from workflows.models import (
     RefundRequest,
     StoreCreditChoice,
 )
+from workflows.rush_models import FeeCharge
 
 APPROVERS_OF_750 = {"sup-sam", "mgr-mia", "mgr-max"}
 
@@ -345,6 +347,9 @@ class HeldGateway:
             raise PaymentUnavailable("held by the test for too long")
         return self.inner.refund(instruction)
 
+    def charge(self, charge: FeeCharge) -> str:
+        return self.inner.charge(charge)
+
     async def wait_until_paying(self) -> None:
         assert await asyncio.to_thread(self.paying.wait, 10), "the case never started paying"
 
@@ -359,7 +364,11 @@ class Held:
 async def held(env: WorkflowEnvironment, shop: Shop, settings: Settings) -> AsyncIterator[Held]:
     gateway = HeldGateway(LocalPaymentGateway(shop.db))
     activities = CaseActivities(
-        shop.db, orders=LocalOrderSystem(shop.db), payments=gateway, settings=settings
+        shop.db,
+        orders=LocalOrderSystem(shop.db),
+        payments=gateway,
+        carrier=LocalCarrier(shop.db),
+        settings=settings,
     )
     async with build_worker(env.client, activities=activities, settings=settings):
         world = Held(Cases(env.client, settings.task_queue), gateway)

@@ -22,6 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway
@@ -353,6 +354,7 @@ async def test_an_activity_retried_after_its_commit_writes_no_line_twice(
         shop.db,
         orders=LocalOrderSystem(shop.db),
         payments=LocalPaymentGateway(shop.db),
+        carrier=LocalCarrier(shop.db),
         settings=settings,
     )
     async with build_worker(client, activities=flaky, settings=settings):

@@ -287,6 +287,7 @@ def test_a_case_keeps_the_rules_it_opened_with(shop: Shop, activities: CaseActiv
         shop.db,
         orders=activities.orders,
         payments=activities.payments,
+        carrier=activities.carrier,
         settings=activities.settings.model_copy(
             update={"refund_approval_above": Decimal("100.00")}
         ),

@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities import notifications
+from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnavailable
@@ -51,6 +52,7 @@ from workflows.models import (
     RefundRequest,
 )
 from workflows.refund import RefundWorkflow
+from workflows.rush_models import FeeCharge
 from workflows.sandbox import workflow_runner
 
 CS_MANAGER = "csmanager@exoticmeats.com"
@@ -77,12 +79,22 @@ class GatewayDown:
     def refund(self, instruction: RefundInstruction) -> str:
         raise PaymentUnavailable("connection refused by the gateway")
 
+    def charge(self, charge: FeeCharge) -> str:
+        raise PaymentUnavailable("connection refused by the gateway")
+
 
 class GatewayRejectsTheFormat:
     """A gateway answering a protocol error nobody planned for, marked final by its adapter."""
 
     def refund(self, instruction: RefundInstruction) -> str:
-        raise ApplicationError(
+        raise self._refusal()
+
+    def charge(self, charge: FeeCharge) -> str:
+        raise self._refusal()
+
+    @staticmethod
+    def _refusal() -> ApplicationError:
+        return ApplicationError(
             "gateway answered 400: unknown field 'method'",
             type="GatewayProtocolError",
             non_retryable=True,
@@ -119,6 +131,7 @@ async def running(
             shop.db,
             orders=LocalOrderSystem(shop.db),
             payments=payments or LocalPaymentGateway(shop.db),
+            carrier=LocalCarrier(shop.db),
             settings=settings,
         )
         async with Worker(

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway
@@ -173,6 +174,7 @@ def local_activities(cls: type[CaseActivities], shop: Shop, settings: Settings) 
         shop.db,
         orders=LocalOrderSystem(shop.db),
         payments=LocalPaymentGateway(shop.db),
+        carrier=LocalCarrier(shop.db),
         settings=settings,
     )
 
