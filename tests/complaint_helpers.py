@@ -1,29 +1,19 @@
-"""Helpers the complaint specifications share (tests/test_complaints*.py)."""
+"""Helpers the complaint specifications share (tests/test_complaints*.py); the ones every
+case specification uses come from ``tests.case_helpers``."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from sqlalchemy import select
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 
-from infra.db import AuditRecord, OutboxEmail
 from starter import case_state
-from tests.conftest import Shop
 from workflows.complaint_models import ComplaintRequest, ComplaintState
 from workflows.models import CaseStatus
-
-T = TypeVar("T")
-EASTERN = ZoneInfo("America/New_York")
-MONDAY, TUESDAY, FRIDAY, SATURDAY = 0, 1, 4, 5
 
 
 def complaint(
@@ -51,17 +41,6 @@ def complaint(
     return ComplaintRequest.model_validate(body)
 
 
-async def move_to(env: WorkflowEnvironment, weekday: int, hour: int, minute: int = 0) -> datetime:
-    """Skip the test server's clock to the next ``weekday`` at ``hour``:``minute`` Eastern."""
-    now = (await env.get_current_time()).astimezone(EASTERN)
-    target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    target += timedelta(days=(weekday - now.weekday()) % 7)
-    if target <= now:
-        target += timedelta(days=7)
-    await env.sleep(target - now)
-    return target
-
-
 async def state_when(
     client: Client, case_id: str, ready: Callable[[ComplaintState], bool]
 ) -> ComplaintState:
@@ -76,55 +55,3 @@ async def state_when(
 
 async def status_of(client: Client, case_id: str, status: CaseStatus) -> ComplaintState:
     return await state_when(client, case_id, lambda s: s.status is status)
-
-
-async def timers_started(handle: WorkflowHandle[Any, Any], count: int = 1) -> None:
-    """Wait until the case has started ``count`` timers: it now waits on the last one."""
-    for _ in range(300):
-        started = [
-            event
-            async for event in handle.fetch_history_events()
-            if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
-        ]
-        if len(started) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} never started {count} timer(s)")
-
-
-async def activities_in_order(handle: WorkflowHandle[Any, Any]) -> list[str]:
-    """The activity types the case scheduled, in history order."""
-    return [
-        event.activity_task_scheduled_event_attributes.activity_type.name
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
-
-
-def audit(shop: Shop, case_id: str) -> list[AuditRecord]:
-    with shop.db.transaction() as session:
-        return list(
-            session.scalars(
-                select(AuditRecord).where(AuditRecord.case_id == case_id).order_by(AuditRecord.seq)
-            )
-        )
-
-
-def events(shop: Shop, case_id: str) -> list[str]:
-    return [line.event for line in audit(shop, case_id)]
-
-
-def emails(shop: Shop, case_id: str, template: str | None = None) -> list[OutboxEmail]:
-    with shop.db.transaction() as session:
-        query = select(OutboxEmail).where(OutboxEmail.case_id == case_id)
-        if template:
-            query = query.where(OutboxEmail.template == template)
-        return list(session.scalars(query.order_by(OutboxEmail.id)))
-
-
-async def eventually(probe: Callable[[], list[T]]) -> list[T]:
-    for _ in range(200):
-        if rows := probe():
-            return rows
-        await asyncio.sleep(0.05)
-    raise AssertionError("nothing appeared")

@@ -10,21 +10,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
 from starter import case_state, start_case
-from tests.complaint_helpers import (
+from tests.case_helpers import (
     FRIDAY,
     SATURDAY,
     TUESDAY,
     activities_in_order,
     audit,
-    complaint,
     emails,
     events,
     eventually,
     move_to,
-    state_when,
-    status_of,
     timers_started,
 )
+from tests.complaint_helpers import complaint, state_when, status_of
 from tests.conftest import Cases, Shop
 from workflows import visibility
 from workflows.complaint_models import ComplaintRequest, ComplaintState

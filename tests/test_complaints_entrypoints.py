@@ -25,7 +25,8 @@ from infra.db import ApiRequest
 from settings import Settings
 from starter import case_exists
 from starter.api import create_app
-from tests.complaint_helpers import audit, eventually, status_of, timers_started
+from tests.case_helpers import audit, eventually, timers_started
+from tests.complaint_helpers import status_of
 from tests.conftest import Cases, Shop
 from workflows.models import CaseStatus
 

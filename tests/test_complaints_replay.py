@@ -19,7 +19,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from starter import decide, start_case
-from tests.complaint_helpers import SATURDAY, complaint, move_to, status_of, timers_started
+from tests.case_helpers import SATURDAY, move_to, timers_started
+from tests.complaint_helpers import complaint, status_of
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf
 from workflows.complaint_models import ComplaintRequest

@@ -22,7 +22,8 @@ from activities.cases import CaseActivities
 from activities.complaints import replacement_id
 from infra.db import LedgerEntry, Order, OrderLine
 from starter import decide, start_case
-from tests.complaint_helpers import complaint, events, eventually, state_when, status_of
+from tests.case_helpers import events, eventually
+from tests.complaint_helpers import complaint, state_when, status_of
 from tests.conftest import Cases, Shop
 from workflows.complaint_models import ComplaintRequest
 from workflows.models import (

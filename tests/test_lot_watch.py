@@ -19,7 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.lots import lot_watch_id
 from infra.db import OutboxEmail
 from starter import start_case
-from tests.complaint_helpers import complaint, timers_started
+from tests.case_helpers import timers_started
+from tests.complaint_helpers import complaint
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf
 from workflows.complaint_models import LotWatchState

@@ -7,9 +7,7 @@ follow up within 24 hours, then confirm satisfaction (a supervisor when the cust
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -243,7 +241,7 @@ class ComplaintWorkflow(RefundingCase):
         assert self._opening is not None
         due = self._opening.opened_at + self.rules.complaint.follow_up_within
         self._follow_up_at = due
-        await self._until(due, "Follow up with the customer")
+        await self.wait_until(due, "Follow up with the customer")
         # Emails go out at any hour, so the customer hears from us within the 24 hours;
         # the agent's task is due then, or at the next opening when we are closed.
         task_due = self.rules.calendar.next_open(workflow.now())
@@ -276,7 +274,7 @@ class ComplaintWorkflow(RefundingCase):
         """Step 5: 'Confirm satisfaction' - the answer, or None after SATISFACTION_WAIT."""
         calendar, days = self.rules.calendar, self.rules.complaint.satisfaction_wait_days
         deadline = calendar.add_business_days(workflow.now(), days)
-        answered = await self._until(
+        answered = await self.wait_until(
             deadline, "The customer's answer", lambda: self._response is not None
         )
         if not answered:
@@ -335,16 +333,6 @@ class ComplaintWorkflow(RefundingCase):
             event="follow_up_sent",
             context={"action": action.action},
         )
-
-    async def _until(
-        self, deadline: datetime, what: str, done: Callable[[], bool] = lambda: False
-    ) -> bool:
-        """Wait until ``deadline`` or ``done()``; whether ``done()`` holds."""
-        remaining = deadline - workflow.now()
-        if not done() and remaining > timedelta(0):
-            with contextlib.suppress(TimeoutError):
-                await self.wait_condition(done, timeout=remaining, timeout_summary=what)
-        return bool(done())
 
     # ---- the case's messages ---------------------------------------------------------------
 

@@ -1,0 +1,99 @@
+"""Helpers every case specification shares: the business clock, the audit trail, the
+outbox and the history of a case (tests/test_*.py import them from here)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from infra.db import AuditRecord, OutboxEmail
+from starter import case_state
+from tests.conftest import Shop
+from workflows.models import CaseState
+
+T = TypeVar("T")
+S = TypeVar("S", bound=CaseState)
+EASTERN = ZoneInfo("America/New_York")
+MONDAY, TUESDAY, WEDNESDAY, THURSDAY, FRIDAY, SATURDAY, SUNDAY = range(7)
+
+
+async def move_to(env: WorkflowEnvironment, weekday: int, hour: int, minute: int = 0) -> datetime:
+    """Skip the test server's clock to the next ``weekday`` at ``hour``:``minute`` Eastern."""
+    now = (await env.get_current_time()).astimezone(EASTERN)
+    target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    target += timedelta(days=(weekday - now.weekday()) % 7)
+    if target <= now:
+        target += timedelta(days=7)
+    await env.sleep(target - now)
+    return target
+
+
+async def timers_started(handle: WorkflowHandle[Any, Any], count: int = 1) -> None:
+    """Wait until the case has started ``count`` timers: it now waits on the last one."""
+    for _ in range(300):
+        started = [
+            event
+            async for event in handle.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        ]
+        if len(started) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never started {count} timer(s)")
+
+
+async def activities_in_order(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activity types the case scheduled, in history order."""
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+def audit(shop: Shop, case_id: str) -> list[AuditRecord]:
+    with shop.db.transaction() as session:
+        return list(
+            session.scalars(
+                select(AuditRecord).where(AuditRecord.case_id == case_id).order_by(AuditRecord.seq)
+            )
+        )
+
+
+def events(shop: Shop, case_id: str) -> list[str]:
+    return [line.event for line in audit(shop, case_id)]
+
+
+def emails(shop: Shop, case_id: str, template: str | None = None) -> list[OutboxEmail]:
+    with shop.db.transaction() as session:
+        query = select(OutboxEmail).where(OutboxEmail.case_id == case_id)
+        if template:
+            query = query.where(OutboxEmail.template == template)
+        return list(session.scalars(query.order_by(OutboxEmail.id)))
+
+
+async def eventually(probe: Callable[[], list[T]]) -> list[T]:
+    for _ in range(200):
+        if rows := probe():
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("nothing appeared")
+
+
+async def state_of(client: Client, case_id: str, model: type[S], ready: Callable[[S], bool]) -> S:
+    """The case's state (as ``model``) once ``ready`` holds; fails after a while."""
+    state = None
+    for _ in range(300):
+        state = await case_state(client, case_id, model)
+        if ready(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{case_id} never got there; last: {state}")
