@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
-from temporalio.common import SearchAttributePair
+from temporalio.common import Priority, SearchAttributePair
 
 from workflows import visibility
 from workflows.complaint_models import (
@@ -43,6 +44,8 @@ from workflows.models import (
 )
 from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
+from workflows.rush_models import CarrierReport, FeeAnswer, RushOrderRequest, RushState
+from workflows.rush_orders import RushOrderWorkflow
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -95,7 +98,9 @@ class Procedure(Generic[R]):
     CloudEvents type that starts it too, ``summary`` the line the Temporal Web UI shows for a
     case. The CLI command is the case type (``refund``), one option per request field; the
     ``Amount`` search attribute is set when the request has an ``amount``; ``search_attributes``
-    adds the procedure's own, set when the case starts so that it is listed by them at once."""
+    adds the procedure's own, set when the case starts so that it is listed by them at once.
+    ``priority`` is the case's Temporal task priority (1 first, 5 last; 3 by default): when
+    the workers are busy, a procedure whose customer is waiting on the clock goes first."""
 
     case_type: CaseType
     workflow: type
@@ -108,6 +113,7 @@ class Procedure(Generic[R]):
     events: tuple[Event, ...] = ()
     cli: Mapping[str, CliField] = field(default_factory=dict)
     search_attributes: Callable[[R], Sequence[SearchAttributePair[Any]]] = lambda _: ()
+    priority: Priority = Priority.default
 
     def __post_init__(self) -> None:
         # The idempotency key and the case id both derive from it.
@@ -181,6 +187,38 @@ SUPERVISOR_ACTION = Event(
     actor="taken_by",
     signal="supervisor_action",
 )
+FEE_ACCEPTED = Event(
+    "fee_accepted",
+    FeeAnswer,
+    roles=("agent", "backend"),
+    actor="answered_by",
+    signal="fee_accepted",
+    update="accept_fee",
+    result=RushState,
+)
+FEE_DECLINED = Event(
+    "fee_declined",
+    FeeAnswer,
+    roles=("agent", "backend"),
+    actor="answered_by",
+    signal="fee_declined",
+    update="decline_fee",
+    result=RushState,
+)
+DELIVERED = Event(
+    "delivered",
+    CarrierReport,
+    roles=("backend",),
+    actor="reported_by",
+    signal="delivered",
+)
+DELIVERY_ATTEMPTED = Event(
+    "delivery_attempted",
+    CarrierReport,
+    roles=("backend",),
+    actor="reported_by",
+    signal="delivery_attempted",
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -246,8 +284,30 @@ COMPLAINT: Procedure[ComplaintRequest] = Procedure(
     search_attributes=lambda r: (SearchAttributePair(visibility.LOT, r.lot),),
 )
 
+RUSH: Procedure[RushOrderRequest] = Procedure(
+    case_type=CaseType.RUSH,
+    workflow=RushOrderWorkflow,
+    request=RushOrderRequest,
+    state=RushState,
+    path="rush-orders",
+    event_type="rush_order.requested",
+    title="expedite an order (a rush fee quote the customer accepts)",
+    summary=lambda r: (
+        f"Rush order {r.order_id}"
+        + (f" by {r.requested_delivery_date:%Y-%m-%d}" if r.requested_delivery_date else "")
+    ),
+    events=(FEE_ACCEPTED, FEE_DECLINED, DELIVERED, DELIVERY_ATTEMPTED),
+    cli={
+        "requested_delivery_date": CliField(
+            date.fromisoformat, "YYYY-MM-DD", "the date the customer needs it by"
+        )
+    },
+    # Ahead of the backlog: the customer's acceptance window and the cut-off are hours.
+    priority=Priority(priority_key=2),
+)
+
 # One entry per procedure: everything else derives from this tuple.
-PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT)
+PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT, RUSH)
 
 
 # ---- lookups ------------------------------------------------------------------------------

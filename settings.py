@@ -12,11 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.calendar import BusinessCalendar
-from workflows.models import ApprovalRules, CaseRules, ComplaintRules, Department
+from workflows.models import ApprovalRules, CaseRules, ComplaintRules, Department, RushRules
 
 ROOT = Path(__file__).resolve().parent
 
@@ -128,26 +128,68 @@ class Settings(BaseSettings):
     lot_alert_complaints: int = 3
     lot_alert_window: timedelta = timedelta(days=7)
 
-    @field_validator("satisfaction_wait", "lot_alert_complaints")
+    # Rush Orders: the fee (per order plus per unit; VIP customers' waived when
+    # VIP_RUSH_FEE_WAIVED), the same-day cut-off on the business clock, the carrier's
+    # expedited transit in delivery days (weekday numbers it delivers on, 0 = Monday), how
+    # long a quote stands (business time), and business days after a missed promise until a
+    # supervisor is told (LATE_ESCALATE_AFTER) and until a person takes the case over.
+    rush_fee_per_order: Decimal = Decimal("25.00")
+    rush_fee_per_item: Decimal = Decimal("5.00")
+    vip_rush_fee_waived: bool = True
+    rush_same_day_cutoff: time = time(14, 0)
+    rush_transit_days: int = 1
+    rush_delivery_days: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    rush_accept_within: timedelta = timedelta(hours=2)
+    late_escalate_after: int = 2
+    late_give_up_after: int = 10
+
+    @field_validator("satisfaction_wait", "lot_alert_complaints", "late_escalate_after")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("payment_retry_for", "follow_up_within", "lot_alert_window")
+    @field_validator(
+        "payment_retry_for", "follow_up_within", "lot_alert_window", "rush_accept_within"
+    )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be a positive duration")
         return value
 
-    @field_validator("refund_approval_above", "complaint_settlement_above")
+    @field_validator(
+        "refund_approval_above",
+        "complaint_settlement_above",
+        "rush_fee_per_order",
+        "rush_fee_per_item",
+    )
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
         if value < 0 or value != value.quantize(Decimal("0.01")):
             raise ValueError("must be a non-negative amount in whole cents")
         return value.quantize(Decimal("0.01"))
+
+    @field_validator("rush_transit_days")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("rush_delivery_days")
+    @classmethod
+    def _delivery_days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(day not in range(7) for day in value):
+            raise ValueError("must be weekday numbers 0 (Monday) to 6 (Sunday)")
+        return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _give_up_after_escalating(self) -> Settings:
+        if self.late_give_up_after <= self.late_escalate_after:
+            raise ValueError("LATE_GIVE_UP_AFTER must be more than LATE_ESCALATE_AFTER")
+        return self
 
     @property
     def calendar(self) -> BusinessCalendar:
@@ -181,6 +223,17 @@ class Settings(BaseSettings):
                 satisfaction_wait_days=self.satisfaction_wait,
                 lot_alert_complaints=self.lot_alert_complaints,
                 lot_alert_window=self.lot_alert_window,
+            ),
+            rush=RushRules(
+                fee_per_order=self.rush_fee_per_order,
+                fee_per_item=self.rush_fee_per_item,
+                vip_fee_waived=self.vip_rush_fee_waived,
+                same_day_cutoff=self.rush_same_day_cutoff,
+                transit_days=self.rush_transit_days,
+                delivery_days=self.rush_delivery_days,
+                accept_within=self.rush_accept_within,
+                late_escalate_after_days=self.late_escalate_after,
+                late_give_up_after_days=self.late_give_up_after,
             ),
         )
 

@@ -30,6 +30,7 @@ from activities.payments import (
     RefundLedger,
 )
 from activities.returns import ReturnAuthorizations
+from activities.rush import RushActivities
 from activities.staff import StaffDirectory
 from infra.db import Case, Database
 from settings import Settings
@@ -62,7 +63,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(NoticeActivities, ComplaintActivities):
+class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(
@@ -105,6 +106,11 @@ class CaseActivities(NoticeActivities, ComplaintActivities):
             self.expire_ra,
             self.place_replacement,
             self.open_recall_review,
+            self.check_rush_availability,
+            self.charge_rush_fee,
+            self.flag_priority,
+            self.track_delivery,
+            self.ask_carrier,
         ]
 
     # ---- the case record -----------------------------------------------------------------

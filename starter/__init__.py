@@ -217,6 +217,7 @@ async def _start(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(attributes),
             static_summary=procedure.summary(request),
+            priority=procedure.priority,
         )
         return StartedCase(case_id, case_id, handle.result_run_id, handle)
     except WorkflowAlreadyStartedError as err:

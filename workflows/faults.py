@@ -21,6 +21,8 @@ STEP_OWNERS: dict[str, str] = {
     "issue_refund": "accounting",
     "reserve_refund": "accounting",
     "release_refund": "accounting",
+    # A rush fee the gateway would not take for PAYMENT_RETRY_FOR.
+    "charge_rush_fee": "accounting",
 }
 
 

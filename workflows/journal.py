@@ -10,12 +10,13 @@ patch write one line per activity. Activities are called by reference, type-chec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -67,6 +68,9 @@ class CaseJournal:
         self._waits = 0
         # The task running the procedure's steps; message handlers run in tasks of their own.
         self._main: asyncio.Task[Any] | None = None
+        # The task priority of the case's activities: a procedure raises it for urgent work
+        # (a VIP's rush order); the default inherits the case's own (set when it started).
+        self.activity_priority = Priority.default
 
     def copies_cs_manager(self, recipient: Recipient) -> bool:
         """Whether an email to ``recipient`` goes to the CS manager too (complaints: the
@@ -101,6 +105,7 @@ class CaseJournal:
             schedule_to_close_timeout=schedule_to_close,
             retry_policy=retry,
             summary=summary,
+            priority=self.activity_priority,
         )
 
     async def effect(
@@ -237,6 +242,16 @@ class CaseJournal:
             )
         finally:
             self._waits -= 1
+
+    async def wait_until(
+        self, deadline: datetime, what: str, done: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """Wait (durably) until ``deadline`` or ``done()``; whether ``done()`` holds."""
+        remaining = deadline - workflow.now()
+        if not done() and remaining > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await self.wait_condition(done, timeout=remaining, timeout_summary=what)
+        return bool(done())
 
     async def notify(
         self,

@@ -5,9 +5,9 @@ clock read, ``random``, I/O and the like, so that a replay takes the same path a
 run. A pass-through module is the worker's own copy, handed in unchecked (and not re-imported
 for every run). So it must not contain workflow logic:
 
-- models (``workflows.models`` and ``workflows.complaint_models``, with ``workflows.calendar``
-  they embed) are pure data: they
-  pass through, and one copy of each class keeps validation fast and ``isinstance`` simple;
+- models (``workflows.models``, ``workflows.complaint_models``, ``workflows.rush_models``,
+  with ``workflows.calendar`` they embed) are pure data: they pass through, and one copy of
+  each class keeps validation fast and ``isinstance`` simple;
 - pure helpers (``workflows.policy``: thresholds and deadlines computed from their arguments;
   ``workflows.visibility``: search attribute keys) pass through;
 - activity classes (``activities``) pass through: workflows only name their methods to
@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 PASSED_THROUGH: tuple[str, ...] = (
     "workflows.models",
     "workflows.complaint_models",
+    "workflows.rush_models",
     "workflows.calendar",
     "workflows.policy",
     "workflows.visibility",

@@ -17,5 +17,7 @@ AMOUNT = SearchAttributeKey.for_float("Amount")
 RA_NUMBER = SearchAttributeKey.for_keyword("RaNumber")
 # A complaint's product lot: finds every case of a lot under recall review.
 LOT = SearchAttributeKey.for_keyword("Lot")
+# A rush order's promise (the end of the promised day): finds the deliveries due, or late.
+PROMISED_BY = SearchAttributeKey.for_datetime("PromisedBy")
 
-ALL_KEYS = (CASE_TYPE, CASE_STATUS, ORDER_ID, CUSTOMER_ID, AMOUNT, RA_NUMBER, LOT)
+ALL_KEYS = (CASE_TYPE, CASE_STATUS, ORDER_ID, CUSTOMER_ID, AMOUNT, RA_NUMBER, LOT, PROMISED_BY)
