@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import migrations
 from activities.cases import CaseActivities
 from activities.lots import lot_watch_id
 from activities.staff import StaffDirectory
-from infra.db import Customer, Database, Order, OrderLine
+from infra.db import Customer, Database, Order, OrderLine, Shipment, Stock
 from settings import Settings
 from starter import DATA_CONVERTER, StartedCase, ensure_search_attributes, start_refund
 from worker import build_activities, build_worker
@@ -178,6 +178,33 @@ class Shop:
                         unit_price=Decimal(unit_price),
                     )
                 )
+
+    def set_stock(self, sku: str, on_hand: int, restock_on: date | None = None) -> None:
+        """What the warehouse holds of ``sku`` (replacing what it held)."""
+        with self.db.transaction() as session:
+            session.merge(Stock(sku=sku, on_hand=on_hand, restock_on=restock_on))
+
+    def set_shipment(
+        self,
+        order_id: str,
+        state: str,
+        *,
+        tracking_number: str | None = "1Z999",
+        attempts: int = 0,
+        delivered_at: datetime | None = None,
+    ) -> None:
+        """What the carrier says of the order's parcel (replacing what it said)."""
+        with self.db.transaction() as session:
+            session.merge(
+                Shipment(
+                    order_id=order_id,
+                    tracking_number=tracking_number,
+                    state=state,
+                    attempts=attempts,
+                    delivered_at=delivered_at,
+                    updated_at=datetime.now(UTC),
+                )
+            )
 
 
 @pytest.fixture
