@@ -9,7 +9,6 @@ it from many threads at once, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from activities.cases import CaseActivities
 from activities.payments import Held, RefundLedger
 from infra.db import LedgerEntry, Order, RefundReservation
 from tests.conftest import Shop
+from tests.races import at_once
 from workflows.models import CaseOpening, CaseType, RefundInstruction, RefundMethod
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -59,26 +59,6 @@ def instruction(case_id: str, order_id: str, amount: Decimal) -> RefundInstructi
         method=RefundMethod.ORIGINAL_PAYMENT,
         issued_at=datetime.now(UTC),
     )
-
-
-def at_once(calls: list[Callable[[], object]]) -> list[object]:
-    """Run every call on its own thread, released together; each result or exception."""
-    results: list[object] = [None] * len(calls)
-    start = threading.Barrier(len(calls))
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = calls[index]()
-        except Exception as err:  # collected: the test asserts on each outcome
-            results[index] = err
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def paying(

@@ -25,7 +25,7 @@ from activities.payments import (
 )
 from infra.db import AuditRecord, Base, CarrierRequestRecord, Database, Order, RushCharge
 from tests.conftest import Shop
-from tests.test_refund_reservations import at_once
+from tests.races import at_once
 from workflows.models import AuditEntry, CaseOpening, CaseType
 from workflows.rush_models import (
     CarrierRequestKind,
