@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from temporalio.api.enums.v1 import EventType
@@ -35,6 +36,7 @@ from activities.staff import StaffDirectory
 from infra.db import Customer, Database, Order, OrderLine, Shipment, Stock
 from settings import Settings
 from starter import DATA_CONVERTER, StartedCase, ensure_search_attributes, start_refund
+from starter.api import create_app
 from worker import build_activities, build_worker
 from workflows import visibility
 from workflows.models import RefundRequest
@@ -205,6 +207,10 @@ class Shop:
                     updated_at=datetime.now(UTC),
                 )
             )
+
+    def auth(self, staff_id: str) -> dict[str, str]:
+        """The HTTP headers that sign in as ``staff_id`` (a staff member of the shop)."""
+        return {"Authorization": f"Bearer {self.tokens[staff_id]}"}
 
 
 @pytest.fixture
@@ -380,3 +386,16 @@ async def cases(client: Client, worker: Worker, settings: Settings) -> AsyncIter
     tracker = Cases(client, settings.task_queue)
     yield tracker
     await tracker.close_all()
+
+
+@pytest.fixture
+async def http(
+    client: Client, cases: Cases, settings: Settings, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API over the test's worker and database (``shop.auth`` signs requests in)."""
+    app = create_app(client, database_url=database_url, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://casework.test", timeout=30
+    ) as api:
+        yield api

@@ -13,7 +13,6 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +29,6 @@ from activities.staff import StaffDirectory
 from infra.db import AuditRecord, DecisionCode, Staff
 from settings import Settings
 from starter import DecisionRefused, case_state, decide
-from starter.api import create_app
 from tests.conftest import Cases, Shop
 from tests.test_approval_gate import (
     advance_to,
@@ -90,20 +88,6 @@ async def refused_signals(shop: Shop, case_id: str, count: int) -> list[AuditRec
 # ---- events: who may send them, and who is recorded -------------------------------------------
 
 
-@pytest.fixture
-async def http(
-    client: Client, cases: Cases, settings: Settings, database_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(client, database_url=database_url, settings=settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://casework.test") as http:
-        yield http
-
-
-def as_(shop: Shop, staff_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.tokens[staff_id]}"}
-
-
 async def test_only_the_warehouse_reports_packages_and_inspections_and_is_recorded_as_itself(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop, http: httpx.AsyncClient
 ) -> None:
@@ -112,34 +96,34 @@ async def test_only_the_warehouse_reports_packages_and_inspections_and_is_record
     path = f"/v1/cases/{handle.id}/events"
     package = {"type": "package_received", "event_id": "scan-1", "ra_number": ra_number}
 
-    by_backend = await http.post(path, json=package, headers=as_(shop, "backend"))
+    by_backend = await http.post(path, json=package, headers=shop.auth("backend"))
     assert by_backend.status_code == 403, by_backend.text
     assert by_backend.json()["error"] == "forbidden"
     assert "warehouse" in by_backend.json()["detail"]
     named = await http.post(
-        path, json={**package, "received_by": "mgr-mia"}, headers=as_(shop, "warehouse-wes")
+        path, json={**package, "received_by": "mgr-mia"}, headers=shop.auth("warehouse-wes")
     )
     assert named.status_code == 422, named.text
     assert named.json()["fields"][0]["field"] == "received_by"
     assert (await case_state(client, handle.id)).status is CaseStatus.AWAITING_RETURN
 
-    received = await http.post(path, json=package, headers=as_(shop, "warehouse-wes"))
+    received = await http.post(path, json=package, headers=shop.auth("warehouse-wes"))
     assert received.status_code == 202, received.text
     await wait_for_status(client, handle.id, CaseStatus.INSPECTING)
 
     inspection = {"type": "inspection_completed", "event_id": "insp-1", "passed": True}
     for intruder in ("backend", "agent-amy", "mgr-mia"):
         forbidden = await http.post(
-            path, json={**inspection, "event_id": f"insp-{intruder}"}, headers=as_(shop, intruder)
+            path, json={**inspection, "event_id": f"insp-{intruder}"}, headers=shop.auth(intruder)
         )
         assert forbidden.status_code == 403, forbidden.text
     forged = await http.post(
-        path, json={**inspection, "inspected_by": "warehouse-wes"}, headers=as_(shop, "backend")
+        path, json={**inspection, "inspected_by": "warehouse-wes"}, headers=shop.auth("backend")
     )
     assert forged.status_code == 403, forged.text
     assert (await case_state(client, handle.id)).status is CaseStatus.INSPECTING
 
-    inspected = await http.post(path, json=inspection, headers=as_(shop, "warehouse-wes"))
+    inspected = await http.post(path, json=inspection, headers=shop.auth("warehouse-wes"))
     assert inspected.status_code == 202, inspected.text
     outcome: Outcome = await handle.result()
 
@@ -157,14 +141,14 @@ async def test_a_relaying_backend_is_the_actor_and_the_customer_is_recorded_as_o
     path = f"/v1/cases/{handle.id}/events"
     choice = {"type": "store_credit_chosen", "event_id": "credit-1", "on_behalf_of": "C-100"}
 
-    by_warehouse = await http.post(path, json=choice, headers=as_(shop, "warehouse-wes"))
+    by_warehouse = await http.post(path, json=choice, headers=shop.auth("warehouse-wes"))
     assert by_warehouse.status_code == 403, by_warehouse.text
     forged = await http.post(
-        path, json={**choice, "chosen_by": "agent-amy"}, headers=as_(shop, "backend")
+        path, json={**choice, "chosen_by": "agent-amy"}, headers=shop.auth("backend")
     )
     assert forged.status_code == 422, forged.text
 
-    sent = await http.post(path, json=choice, headers=as_(shop, "backend"))
+    sent = await http.post(path, json=choice, headers=shop.auth("backend"))
     assert sent.status_code == 202, sent.text
 
     [chosen] = await until(lambda: audit(shop, handle.id, "store_credit_chosen"), "the choice")

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,23 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from infra.db import ApiRequest
 from settings import Settings
 from starter import case_exists
-from starter.api import create_app
 from tests.case_helpers import audit, eventually, timers_started
 from tests.complaint_helpers import status_of
 from tests.conftest import Cases, Shop
 from workflows.models import CaseStatus
 
 BASE_URL = "http://casework.test"
-
-
-@pytest.fixture
-async def http(
-    client: Client, cases: Cases, settings: Settings, database_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(client, database_url=database_url, settings=settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=30) as http:
-        yield http
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -57,10 +45,6 @@ def body(**fields: Any) -> dict[str, Any]:
         "requested_by": "agent-amy",
         **fields,
     }
-
-
-def as_(shop: Shop, staff_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.tokens[staff_id]}"}
 
 
 def api_requests(shop: Shop) -> list[ApiRequest]:
@@ -83,7 +67,7 @@ async def test_bad_complaints_are_422_and_start_nothing(
     http: httpx.AsyncClient, client: Client, shop: Shop, fields: dict[str, Any], field: str
 ) -> None:
     complaint = body(**fields)
-    response = await http.post("/v1/complaints", json=complaint, headers=as_(shop, "backend"))
+    response = await http.post("/v1/complaints", json=complaint, headers=shop.auth("backend"))
 
     assert response.status_code == 422, response.text
     assert field in response.text
@@ -95,8 +79,8 @@ async def test_a_complaint_opened_over_http_is_the_same_case_when_sent_twice(
     http: httpx.AsyncClient, client: Client, cases: Cases, shop: Shop
 ) -> None:
     complaint = body()
-    first = await http.post("/v1/complaints", json=complaint, headers=as_(shop, "backend"))
-    again = await http.post("/v1/complaints", json=complaint, headers=as_(shop, "backend"))
+    first = await http.post("/v1/complaints", json=complaint, headers=shop.auth("backend"))
+    again = await http.post("/v1/complaints", json=complaint, headers=shop.auth("backend"))
 
     assert first.status_code == 202, first.text
     case_id = first.json()["case_id"]
@@ -120,7 +104,7 @@ async def test_a_complaint_received_cloud_event_opens_a_case(
     response = await http.post(
         "/v1/events",
         content=json.dumps(event),
-        headers={"Content-Type": "application/cloudevents+json", **as_(shop, "backend")},
+        headers={"Content-Type": "application/cloudevents+json", **shop.auth("backend")},
     )
 
     assert response.status_code == 202, response.text
@@ -133,7 +117,7 @@ async def test_a_complaint_received_cloud_event_opens_a_case(
 async def test_qa_findings_are_taken_from_qa_only_and_recorded_as_the_caller(
     http: httpx.AsyncClient, client: Client, cases: Cases, shop: Shop
 ) -> None:
-    opened = await http.post("/v1/complaints", json=body(), headers=as_(shop, "backend"))
+    opened = await http.post("/v1/complaints", json=body(), headers=shop.auth("backend"))
     case_id = opened.json()["case_id"]
     handle = client.get_workflow_handle(case_id)
     cases.handles.append(handle)
@@ -142,15 +126,15 @@ async def test_qa_findings_are_taken_from_qa_only_and_recorded_as_the_caller(
     findings = {"type": "qa_findings", "event_id": "qa-1", "root_cause": "packaging"}
 
     refused = await http.post(
-        f"/v1/cases/{case_id}/events", json=findings, headers=as_(shop, "agent-amy")
+        f"/v1/cases/{case_id}/events", json=findings, headers=shop.auth("agent-amy")
     )
     named = await http.post(
         f"/v1/cases/{case_id}/events",
         json={**findings, "reported_by": "qa-quinn"},
-        headers=as_(shop, "qa-quinn"),
+        headers=shop.auth("qa-quinn"),
     )
     taken = await http.post(
-        f"/v1/cases/{case_id}/events", json=findings, headers=as_(shop, "qa-quinn")
+        f"/v1/cases/{case_id}/events", json=findings, headers=shop.auth("qa-quinn")
     )
 
     assert refused.status_code == 403

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
 from starter import case_state
-from starter.api import create_app
 from tests.conftest import Cases, Shop
 from tests.test_cli import cli
 from tests.test_refund import ledger, wait_for_status
 from tests.test_returns import delivered_order
 from workflows.models import CaseStatus, ReturnState
-
-
-@pytest.fixture
-async def http(
-    client: Client, cases: Cases, settings: Settings, database_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(client, database_url=database_url, settings=settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://casework.test") as http:
-        yield http
 
 
 async def test_return_driven_from_the_command_line(
@@ -100,7 +87,7 @@ async def open_return_over_http(
         "reason": "not as described",
         "requested_by": "agent-amy",
     }
-    response = await http.post("/v1/returns", json=body, headers=as_backend(shop))
+    response = await http.post("/v1/returns", json=body, headers=shop.auth("backend"))
     assert response.status_code == 202, response.text
     case_id = str(response.json()["case_id"])
     assert case_id == f"return-{body['request_id']}"
@@ -108,14 +95,6 @@ async def open_return_over_http(
     state = await wait_for_status(client, case_id, CaseStatus.AWAITING_RETURN)
     assert isinstance(state, ReturnState)
     return case_id, state
-
-
-def as_backend(shop: Shop) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.tokens['backend']}"}
-
-
-def as_warehouse(shop: Shop) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.tokens['warehouse-wes']}"}
 
 
 async def test_return_opened_over_http(
@@ -131,7 +110,9 @@ async def test_return_opened_over_http(
         "event_id": "scan-1",
         "ra_number": state.ra_number,
     }
-    sent = await http.post(f"/v1/cases/{case_id}/events", json=event, headers=as_warehouse(shop))
+    sent = await http.post(
+        f"/v1/cases/{case_id}/events", json=event, headers=shop.auth("warehouse-wes")
+    )
     assert sent.status_code == 202, sent.text
     await wait_for_status(client, case_id, CaseStatus.INSPECTING)
 
@@ -144,7 +125,7 @@ async def test_package_with_a_wrong_ra_number_is_refused_over_http(
     http: httpx.AsyncClient,
 ) -> None:
     case_id, _ = await open_return_over_http(env, client, cases, shop, http)
-    warehouse = as_warehouse(shop)
+    warehouse = shop.auth("warehouse-wes")
 
     wrong = {"type": "package_received", "event_id": "scan-9", "ra_number": "RA-1999-000001"}
     refused = await http.post(f"/v1/cases/{case_id}/events", json=wrong, headers=warehouse)
