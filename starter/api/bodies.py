@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import date, time
 from decimal import Decimal
 from enum import Enum
 from typing import Any, NoReturn
@@ -59,7 +59,7 @@ def fingerprint(value: Any) -> str:
 def _canonical(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
-    if isinstance(value, datetime):
+    if isinstance(value, date | time):  # datetimes are dates
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
