@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
 from activities.staff import StaffDirectory
-from infra.db import Customer, Database, Order, OrderLine, Staff
+from infra.db import Customer, Database, Order, OrderLine, Staff, Stock
 from workflows.models import Identifier, PositiveMoney, StaffMember
 
 STAFF = (
@@ -64,12 +64,18 @@ def seed_demo(db: Database, tokens_file: Path) -> dict[str, str]:
             OrderLineSpec("BISON-RIBEYE", 4, Decimal("150.00"), "Bison ribeye"),
             OrderLineSpec("ELK-BURGER", 10, Decimal("60.00"), "Elk burgers"),
         ),
+        "ORD-1003": (OrderLineSpec("ELK-JERKY", 5, Decimal("17.90"), "Elk jerky"),),
+        "ORD-1004": (
+            OrderLineSpec("BISON-RIBEYE", 2, Decimal("150.00"), "Bison ribeye"),
+            OrderLineSpec("ELK-BURGER", 4, Decimal("60.00"), "Elk burgers"),
+        ),
         "ORD-2001": (OrderLineSpec("WAGYU-STRIP", 3, Decimal("300.00"), "Wagyu strip"),),
     }
     orders = (
         ("ORD-1001", "C-100", "delivered", "1200.00", 5, "active"),
         ("ORD-1002", "C-100", "shipped", "300.00", None, "active"),
         ("ORD-1003", "C-200", "processing", "89.50", None, "active"),
+        ("ORD-1004", "C-100", "processing", "540.00", None, "active"),
         ("ORD-2001", "C-200", "delivered", "900.00", 45, "closed"),
     )
     for order_id, customer, status, total, delivered_days_ago, account in orders:
@@ -84,6 +90,16 @@ def seed_demo(db: Database, tokens_file: Path) -> dict[str, str]:
             placed_days_ago=60,
             payment_account=account,
             now=now,
+        )
+    # What the warehouse holds, for rush orders: wagyu is out until next week.
+    with db.transaction() as session:
+        session.add_all(
+            [
+                Stock(sku="BISON-RIBEYE", on_hand=40, restock_on=None),
+                Stock(sku="ELK-BURGER", on_hand=100, restock_on=None),
+                Stock(sku="ELK-JERKY", on_hand=20, restock_on=None),
+                Stock(sku="WAGYU-STRIP", on_hand=0, restock_on=(now + timedelta(days=7)).date()),
+            ]
         )
     directory = StaffDirectory(db)
     tokens = {
@@ -110,7 +126,7 @@ class OrderLineSpec:
     description: str = ""
 
 
-ORDER_STATUSES = ("processing", "shipped", "delivered")
+ORDER_STATUSES = ("processing", "shipped", "delivered", "cancelled")
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 _AMOUNT: TypeAdapter[Decimal] = TypeAdapter(PositiveMoney)
 

@@ -29,6 +29,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from starter import DATA_CONVERTER, case_state
 from tests.devstack import ROOT, DevStack
 from workflows.complaint_models import ComplaintState
 from workflows.models import CaseStatus, RefundMethod
+from workflows.rush_models import RushState
 
 MARKER = "<!-- readme-test -->"
 
@@ -151,7 +153,7 @@ def stack(tmp_path: Path) -> Iterator[DevStack]:
 
 def test_the_readme_has_a_walkthrough_to_run() -> None:
     blocks = readme_blocks()
-    assert [block.language for block in blocks] == ["sh", "sh", "sh", "sh", "python"]
+    assert [block.language for block in blocks] == ["sh", "sh", "sh", "sh", "sh", "python"]
     assert all(re.search(r"python -m starter", b.text) for b in blocks if b.language == "sh")
 
 
@@ -178,4 +180,8 @@ async def test_every_readme_walkthrough_command_works_as_written(stack: DevStack
     complaint = await case_state(client, "complaint-evt-3", ComplaintState)
     assert complaint.replacement_order_id is not None
     assert complaint.qa_root_cause == "cold chain break in transit"
+    rush = await case_state(client, "rush-evt-4", RushState)
+    # Accepted: charged once and flagged (in transit already when accepted at the cut-off).
+    assert rush.status in (CaseStatus.PRIORITY, CaseStatus.IN_TRANSIT)
+    assert rush.fee == Decimal("55.00") and rush.charge_reference is not None
     assert (await case_state(client, "refund-py-1")).status is CaseStatus.COMPLETED
