@@ -38,7 +38,7 @@ async def move_to(env: WorkflowEnvironment, weekday: int, hour: int, minute: int
 
 async def timers_started(handle: WorkflowHandle[Any, Any], count: int = 1) -> None:
     """Wait until the case has started ``count`` timers: it now waits on the last one."""
-    for _ in range(300):
+    for _ in range(1200):
         started = [
             event
             async for event in handle.fetch_history_events()
@@ -81,7 +81,7 @@ def emails(shop: Shop, case_id: str, template: str | None = None) -> list[Outbox
 
 
 async def eventually(probe: Callable[[], list[T]]) -> list[T]:
-    for _ in range(200):
+    for _ in range(1200):
         if rows := probe():
             return rows
         await asyncio.sleep(0.05)
@@ -91,7 +91,7 @@ async def eventually(probe: Callable[[], list[T]]) -> list[T]:
 async def state_of(client: Client, case_id: str, model: type[S], ready: Callable[[S], bool]) -> S:
     """The case's state (as ``model``) once ``ready`` holds; fails after a while."""
     state = None
-    for _ in range(300):
+    for _ in range(1200):
         state = await case_state(client, case_id, model)
         if ready(state):
             return state

@@ -413,7 +413,7 @@ async def test_unknown_event_type_is_422(api: Api, shop: Shop) -> None:
         "error": "unknown_event_type",
         "detail": (
             "unknown event type 'refund.maybe' "
-            "(known: complaint.received, refund.requested, return.requested)"
+            f"(known: {', '.join(sorted(p.event_type for p in PROCEDURES))})"
         ),
     }
     assert api_requests(shop) == []

@@ -27,6 +27,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway
@@ -74,6 +75,7 @@ async def slow(env: WorkflowEnvironment, shop: Shop, settings: Settings) -> Asyn
         shop.db,
         orders=LocalOrderSystem(shop.db),
         payments=LocalPaymentGateway(shop.db),
+        carrier=LocalCarrier(shop.db),
         settings=settings,
     )
     async with build_worker(env.client, activities=activities, settings=settings):

@@ -36,6 +36,7 @@ async def quoted(
     await move_to(env, TUESDAY, 10)
     handle = await cases.start(start_case, rush(stocked_order(shop)))
     await status_of(client, handle.id, CaseStatus.AWAITING_CUSTOMER)
+    await timers_started(handle)  # the acceptance window: the quote is out, the case waits
     return handle
 
 
