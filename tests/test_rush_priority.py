@@ -126,7 +126,8 @@ async def test_a_vip_rush_overtakes_a_backlog_of_standard_cases_on_a_busy_worker
     measured = await race(dev_env.client, shop, settings, prioritized=True)
 
     print(f"with priority: {measured}")
-    # Served ahead of the backlog (measured: MEASURED_WITH of 120 activities).
+    # Served ahead of the backlog: 0-7 of its 120 activities ran first, and 0 refunds
+    # completed, in 4 runs (without priority: 71-101, 3-12 refunds, in 6 runs).
     assert measured.activities_before < BACKLOG  # a quarter of the backlog's activities
     assert measured.refunds_before < BACKLOG // 2
 
@@ -138,5 +139,6 @@ async def test_the_same_rush_without_priority_waits_behind_the_backlog(
     measured = await race(dev_env.client, shop, settings, prioritized=False)
 
     print(f"without priority: {measured}")
-    # Its turn comes late in the backlog (measured: MEASURED_WITHOUT of 120 activities).
-    assert measured.activities_before > 2 * BACKLOG  # half the backlog's activities
+    # Its turn comes late in the backlog: 71-101 of its 120 activities ran first in 6 runs
+    # (with priority: 0-7). The refunds advance in step, so few have completed by then.
+    assert measured.activities_before > BACKLOG  # a quarter of the backlog's activities
