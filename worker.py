@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import signal
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -55,21 +56,31 @@ def build_worker(
     activities: CaseActivities | None = None,
     task_queue: str | None = None,
     settings: Settings | None = None,
+    max_concurrent_activities: int = 16,
+    max_concurrent_workflow_tasks: int | None = None,
+    extra_workflows: Sequence[type] = (),
 ) -> Worker:
-    """The un-started worker; pass ``activities`` to wire other (real, local) parts."""
+    """The un-started worker; pass ``activities`` to wire other (real, local) parts.
+
+    The concurrency limits narrow a worker to few tasks at a time (a busy worker, whose
+    backlog Temporal orders by task priority); ``extra_workflows`` registers more workflow
+    types beside the product's (the bench's variants). Production uses the defaults."""
     settings = settings or get_settings()
     if activities is None:
         activities = build_activities(Database(database_url or settings.database_url), settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[*WORKFLOWS, *SUPPORTING_WORKFLOWS],
+        workflows=[*WORKFLOWS, *SUPPORTING_WORKFLOWS, *extra_workflows],
         # Pass-through modules listed once; the shared workflow logic is checked by the sandbox.
         workflow_runner=workflow_runner(),
         activities=[*activities.all(), *LotActivities(client).all()],
         # Activities are synchronous database work: run them on threads, not the event loop.
-        activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),
-        max_concurrent_activities=16,
+        activity_executor=ThreadPoolExecutor(
+            max_workers=max_concurrent_activities, thread_name_prefix="activity"
+        ),
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

@@ -4,8 +4,9 @@ Starts the Temporal dev server (in memory) and, one after the other, three worke
 on it, each given the same load (``bench.load``): the baseline (today's refund shape with
 no-op activities), the minimal workflow (one no-op activity per external effect) and the
 production worker over a fresh database (SQLite, or PostgreSQL with ``--database-url``).
-Prints a Markdown table, writes it and the numbers to ``bench/results/``, and exits 1 when
-a target is missed (see docs/benchmark.md).
+Then a VIP rush order behind a backlog of refunds on a worker running one task at a time,
+with task priority and without (``bench.rush``). Prints a Markdown table, writes it and the
+numbers to ``bench/results/``, and exits 1 when a target is missed (see docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from bench import load, results
+from bench import load, results, rush
 from bench.database import backend_name, fresh_database
 from infra.temporal import DATA_CONVERTER
 from workflows import visibility
@@ -34,8 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-async def measure(*, cases: int, in_flight: int, server_url: str | None) -> dict[str, load.Run]:
+async def measure(
+    *, cases: int, in_flight: int, server_url: str | None, rush_backlog: int
+) -> tuple[dict[str, load.Run], list[rush.Round]]:
     runs: dict[str, load.Run] = {}
+    rounds: list[rush.Round] = []
     with (
         tempfile.TemporaryDirectory(prefix="casework-bench-") as tmp,
         fresh_database(server_url, Path(tmp), cases) as database_url,
@@ -59,7 +63,16 @@ async def measure(*, cases: int, in_flight: int, server_url: str | None) -> dict
                     in_flight=in_flight,
                 )
                 print(f"  {kind}: {runs[kind].throughput:.1f} cases/s", flush=True)
-    return runs
+            if rush_backlog:
+                rounds = await rush.measure(env.client, address, database_url, rush_backlog)
+                for measured in rounds:
+                    print(
+                        f"  VIP rush behind {rush_backlog} refunds, "
+                        f"{'with' if measured.prioritized else 'without'} priority: "
+                        f"{measured.seconds:.1f} s to awaiting_customer",
+                        flush=True,
+                    )
+    return runs, rounds
 
 
 def conditions() -> dict[str, Any]:
@@ -83,7 +96,12 @@ async def main(args: argparse.Namespace) -> int:
     database = backend_name(args.database_url)
     started_at = datetime.now(UTC)
     before = conditions()
-    runs = await measure(cases=args.cases, in_flight=args.in_flight, server_url=args.database_url)
+    runs, rounds = await measure(
+        cases=args.cases,
+        in_flight=args.in_flight,
+        server_url=args.database_url,
+        rush_backlog=args.rush_backlog,
+    )
     result = results.build(
         runs=runs,
         cases=args.cases,
@@ -98,6 +116,7 @@ async def main(args: argparse.Namespace) -> int:
             max_activities_under_500=args.max_activities,
         ),
         conditions=before,
+        rush_rounds=rounds,
     )
     path = results.write(result, args.results_dir, results.file_stem(started_at, database))
     print()
@@ -115,6 +134,13 @@ def parser() -> argparse.ArgumentParser:
         "--database-url",
         help="a PostgreSQL server, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres: "
         "the bench creates a fresh database there and drops it (default: SQLite)",
+    )
+    p.add_argument(
+        "--rush-backlog",
+        type=int,
+        default=30,
+        help="refunds ahead of the VIP rush on a busy worker, with and without priority "
+        "(default 30; 0 leaves that scenario out)",
     )
     p.add_argument("--label", default="", help="a word kept with the result, e.g. 'before'")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help=f"where to write ({RESULTS})")

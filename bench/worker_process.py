@@ -1,6 +1,6 @@
 """One worker process of the benchmark: the production worker, or a bare one.
 
-``python -m bench.worker_process refund|baseline|minimal ADDRESS TASK_QUEUE DATABASE_URL``
+``python -m bench.worker_process refund|rush|baseline|minimal ADDRESS TASK_QUEUE DATABASE_URL``
 prints ``ready`` once it polls, and stops gracefully on SIGTERM. Each run gets a process of
 its own, so that its peak memory is its own.
 """
@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, MinimalWorkflow, noop
+from bench.unprioritized import UnprioritizedRushWorkflow
 from infra.logs import configure_logging
 from infra.temporal import DATA_CONVERTER
 from settings import Settings
@@ -57,6 +58,17 @@ async def main(kind: str, address: str, task_queue: str, database_url: str) -> N
     client = await Client.connect(address, data_converter=DATA_CONVERTER)
     if kind == "refund":
         worker = build_worker(client, database_url=database_url, settings=settings)
+    elif kind == "rush":
+        # A busy worker: one task of each kind at a time, so a backlog forms and Temporal
+        # serves it by priority; the rush without priority is registered beside the product.
+        worker = build_worker(
+            client,
+            database_url=database_url,
+            settings=settings,
+            max_concurrent_activities=1,
+            max_concurrent_workflow_tasks=1,
+            extra_workflows=[UnprioritizedRushWorkflow],
+        )
     elif kind in ("baseline", "minimal"):
         worker = bare_worker(client, task_queue)
     else:

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_ADMIN_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = 4  # two under 500.00, two over it
+RUSH_BACKLOG = 4  # refunds ahead of the VIP rush
 
 
 def run_bench(results_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -22,7 +24,7 @@ def run_bench(results_dir: Path, *args: str) -> tuple[subprocess.CompletedProces
     done = subprocess.run(
         [
             *(sys.executable, "-m", "bench", "--cases", str(CASES), "--in-flight", str(CASES)),
-            *("--results-dir", str(results_dir), *args),
+            *("--rush-backlog", str(RUSH_BACKLOG), "--results-dir", str(results_dir), *args),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -76,11 +78,23 @@ def test_bench_records_every_run_and_exits_non_zero_when_a_target_is_missed(
         "worker_cpu_per_case_vs_baseline",
         "bench_cpu_per_case_vs_baseline",
     }
+    # The VIP rush behind a backlog, with priority and without: reported, not a target.
+    rush = result["rush_priority"]
+    assert rush["backlog"] == RUSH_BACKLOG
+    for name in ("priority", "no_priority"):
+        assert rush[name]["seconds_to_awaiting_customer"] > 0, name
+        assert 0 <= rush[name]["refunds_completed_before"] <= RUSH_BACKLOG, name
+    assert rush["latency_without_vs_with"] == pytest.approx(
+        rush["no_priority"]["seconds_to_awaiting_customer"]
+        / rush["priority"]["seconds_to_awaiting_customer"],
+        rel=1e-3,
+    )
     missed = [t["target"] for t in result["targets"] if not t["ok"]]
     assert missed == ["refund throughput >= 1000.00x the baseline's"]
     assert len(result["targets"]) == 4
     table = path.with_suffix(".md").read_text()
     assert "| refund |" in table and "MISSED" in table
+    assert "| with priority (as built) |" in table and "| without priority |" in table
     assert table in done.stdout
 
 
