@@ -16,7 +16,16 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.calendar import BusinessCalendar
-from workflows.models import ApprovalRules, CaseRules, ComplaintRules, Department, RushRules
+from workflows.models import (
+    ApprovalRules,
+    CancellationRules,
+    CaseRules,
+    ComplaintRules,
+    Department,
+    FreightClaimRules,
+    OrderChangeRules,
+    RushRules,
+)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -143,6 +152,18 @@ class Settings(BaseSettings):
     late_escalate_after: int = 2
     late_give_up_after: int = 10
 
+    # Order Cancellations: the reasons offered (free text comes with them), and how long a
+    # customer whose order already shipped has to take the return offered instead.
+    cancel_reasons: tuple[str, ...] = CancellationRules().reasons
+    cancel_offer_wait: timedelta = timedelta(days=3)
+    # Order Modifications: business time the customer has to accept a change's quote.
+    change_accept_within: timedelta = timedelta(hours=8)
+    # Freight claims: a manager strictly over FREIGHT_CLAIM_ABOVE; the carrier followed up
+    # every CARRIER_FOLLOW_UP_EVERY until it settles or CARRIER_CLAIM_WAIT passes.
+    freight_claim_above: Decimal = Decimal("200.00")
+    carrier_follow_up_every: timedelta = timedelta(days=7)
+    carrier_claim_wait: timedelta = timedelta(days=30)
+
     @field_validator("satisfaction_wait", "lot_alert_complaints", "late_escalate_after")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
@@ -151,7 +172,14 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "payment_retry_for", "follow_up_within", "lot_alert_window", "rush_accept_within"
+        "payment_retry_for",
+        "follow_up_within",
+        "lot_alert_window",
+        "rush_accept_within",
+        "cancel_offer_wait",
+        "change_accept_within",
+        "carrier_follow_up_every",
+        "carrier_claim_wait",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
@@ -164,12 +192,20 @@ class Settings(BaseSettings):
         "complaint_settlement_above",
         "rush_fee_per_order",
         "rush_fee_per_item",
+        "freight_claim_above",
     )
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
         if value < 0 or value != value.quantize(Decimal("0.01")):
             raise ValueError("must be a non-negative amount in whole cents")
         return value.quantize(Decimal("0.01"))
+
+    @field_validator("cancel_reasons")
+    @classmethod
+    def _some_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not reason.strip() for reason in value):
+            raise ValueError("must name at least one reason, none blank")
+        return value
 
     @field_validator("rush_transit_days")
     @classmethod
@@ -234,6 +270,15 @@ class Settings(BaseSettings):
                 accept_within=self.rush_accept_within,
                 late_escalate_after_days=self.late_escalate_after,
                 late_give_up_after_days=self.late_give_up_after,
+            ),
+            cancellation=CancellationRules(
+                reasons=self.cancel_reasons, offer_wait=self.cancel_offer_wait
+            ),
+            order_change=OrderChangeRules(accept_within=self.change_accept_within),
+            freight_claim=FreightClaimRules(
+                approval_above=self.freight_claim_above,
+                follow_up_every=self.carrier_follow_up_every,
+                carrier_wait=self.carrier_claim_wait,
             ),
         )
 

@@ -78,6 +78,8 @@ def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None
     row.decided_by = state.decided_by
     row.decided_at = state.decided_at
     row.note = state.note
+    row.kind = state.kind.value
+    row.rule = state.rule
     session.add(row)
 
 

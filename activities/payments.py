@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from activities import audit as audit_trail
-from infra.db import Database, LedgerEntry, Order, RefundReservation, RushCharge
+from infra.db import Database, LedgerEntry, Order, OrderCharge, RefundReservation
 from workflows.models import AuditEntry, RefundInstruction, RefundMethod, RefundReceipt
 from workflows.rush_models import ChargeReceipt, FeeCharge
 
@@ -247,7 +247,8 @@ class RefundLedger:
 
 
 class ChargeLedger:
-    """Rush fees charged, each recorded once, with the order's total raised by the fee.
+    """Charges beyond an order's price (a rush fee, the cost of an order change), each
+    recorded once, with the order's total raised by it.
 
     The fee becomes part of what the order cost, so the one refund mechanism (RefundLedger,
     which pays back at most ``total - refunded - reserved``) can pay it back like any other
@@ -260,7 +261,7 @@ class ChargeLedger:
     def find(self, idempotency_key: str) -> ChargeReceipt | None:
         with self._db.read() as session:
             row = session.scalar(
-                select(RushCharge).where(RushCharge.idempotency_key == idempotency_key)
+                select(OrderCharge).where(OrderCharge.idempotency_key == idempotency_key)
             )
             return None if row is None else _charge_receipt(row)
 
@@ -270,7 +271,7 @@ class ChargeLedger:
         cents = _literal(_cents(charge.amount))
         try:
             with self._db.transaction() as session:
-                row = RushCharge(
+                row = OrderCharge(
                     idempotency_key=charge.idempotency_key,
                     case_id=charge.case_id,
                     order_id=charge.order_id,
@@ -295,7 +296,7 @@ class ChargeLedger:
             # lines this attempt carries are written all the same: each is written once.
             with self._db.transaction() as session:
                 existing = session.scalar(
-                    select(RushCharge).where(RushCharge.idempotency_key == charge.idempotency_key)
+                    select(OrderCharge).where(OrderCharge.idempotency_key == charge.idempotency_key)
                 )
                 if existing is None:
                     raise  # not a duplicate key (an unknown case): nothing to find
@@ -303,7 +304,7 @@ class ChargeLedger:
                 return _charge_receipt(existing)
 
 
-def _charge_receipt(row: RushCharge) -> ChargeReceipt:
+def _charge_receipt(row: OrderCharge) -> ChargeReceipt:
     return ChargeReceipt(reference=row.reference, amount=row.amount, charged_at=row.charged_at)
 
 

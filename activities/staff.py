@@ -12,7 +12,7 @@ from sqlalchemy import and_, select
 from infra.db import Database, Delegation, Staff
 from workflows.models import ApproverDirectory, StaffMember
 
-ROLES = ("agent", "backend", "warehouse", "supervisor", "manager", "qa")
+ROLES = ("agent", "backend", "warehouse", "supervisor", "manager", "qa", "accounting")
 
 
 def hash_token(token: str) -> str:

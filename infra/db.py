@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -87,6 +88,8 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[str | None] = mapped_column(Text)
     vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A commercial account: its price adjustments need a manager (Manager Authorization).
+    commercial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Order(Base):
@@ -107,6 +110,8 @@ class Order(Base):
     priority_case_id: Mapped[str | None] = mapped_column(String(200))
     promised_on: Mapped[date | None] = mapped_column(Date)
     priority_flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Where it ships when it differs from the customer's address (an order change sets it).
+    shipping_address: Mapped[str | None] = mapped_column(Text)
 
 
 class OrderLine(Base):
@@ -127,6 +132,8 @@ class Stock(Base):
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     on_hand: Mapped[int] = mapped_column(Integer)
     restock_on: Mapped[date | None] = mapped_column(Date)
+    # The catalog price of one unit (an order change to another item is priced with it).
+    unit_price: Mapped[Decimal | None] = mapped_column(Cents)
 
 
 # ---- the local carrier -------------------------------------------------------------------
@@ -164,9 +171,8 @@ class Staff(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[str] = mapped_column(
-        String(20)
-    )  # agent | backend | warehouse | supervisor | manager
+    # agent | backend | warehouse | supervisor | manager | qa | accounting
+    role: Mapped[str] = mapped_column(String(20))
     approval_limit: Mapped[Decimal] = mapped_column(Cents, default=Decimal("0"))
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -233,6 +239,12 @@ class Approval(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     note: Mapped[str] = mapped_column(Text, default="")
+    # What is asked: an authorization over a threshold, or an exception to a written rule
+    # (``rule`` names it: RETURN_WINDOW, FREIGHT_CLAIM_ABOVE...), for the exceptions report.
+    kind: Mapped[str] = mapped_column(
+        String(30), default="authorization", server_default="authorization"
+    )
+    rule: Mapped[str | None] = mapped_column(String(64))
 
 
 class LedgerEntry(Base):
@@ -250,10 +262,53 @@ class LedgerEntry(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class RushCharge(Base):
-    """A rush fee charged to the customer. The unique key makes a retried charge a no-op."""
+class OrderNote(Base):
+    """A note on an order (why it was cancelled or changed), for trend analysis; one per case
+    and kind, so a retried write is a no-op."""
 
-    __tablename__ = "rush_charges"
+    __tablename__ = "order_notes"
+    __table_args__ = (UniqueConstraint("case_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    case_id: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # cancellation_reason | change_reason | ...
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OrderChangeRecord(Base):
+    """An order change applied by a case: once per case (the primary key)."""
+
+    __tablename__ = "order_changes"
+    case_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # address | quantity | item
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the change adds to the order's price (negative: what it takes off).
+    difference: Mapped[Decimal] = mapped_column(Cents)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CarrierClaim(Base):
+    """A freight claim filed with the carrier, once per key; the carrier settles or denies it."""
+
+    __tablename__ = "carrier_claims"
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(200), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Cents)
+    reference: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # filed | settled | denied
+    settled_amount: Mapped[Decimal | None] = mapped_column(Cents)
+    filed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OrderCharge(Base):
+    """A charge on an order beyond its price (a rush fee, the cost of an order change). The
+    unique key makes a retried charge a no-op."""
+
+    __tablename__ = "order_charges"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(250), unique=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)

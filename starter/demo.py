@@ -27,6 +27,7 @@ STAFF = (
     ("backend-svc", "Order backend", "backend", "0"),
     ("warehouse-wes", "Wes Warehouse", "warehouse", "0"),
     ("qa-quinn", "Quinn Quality", "qa", "0"),
+    ("acct-ana", "Ana Accounting", "accounting", "0"),
     ("sup-sam", "Sam Supervisor", "supervisor", "1000.00"),
     ("mgr-mia", "Mia Manager", "manager", "5000.00"),
 )
@@ -204,6 +205,8 @@ ROLE_DUTIES = {
     "agent": "reads cases, sends customer events",
     "backend": "opens cases, sends customer events",
     "warehouse": "receives and inspects returns",
+    "qa": "reports quality findings",
+    "accounting": "answers billing escalations",
 }
 
 

@@ -251,6 +251,7 @@ def shop(db: Database) -> Shop:
         ("mgr-max", "manager", "5000.00"),
         ("sup-low", "supervisor", "600.00"),
         ("qa-quinn", "qa", "0"),
+        ("acct-ana", "accounting", "0"),
     ):
         shop.tokens[staff_id] = staff.add(
             staff_id=staff_id,

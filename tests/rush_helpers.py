@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from temporalio.client import Client
 
-from infra.db import CarrierRequestRecord, LedgerEntry, Order, RushCharge
+from infra.db import CarrierRequestRecord, LedgerEntry, Order, OrderCharge
 from registry import FEE_ACCEPTED, FEE_DECLINED
 from starter import deliver
 from tests.case_helpers import state_of
@@ -76,9 +76,9 @@ async def status_of(client: Client, case_id: str, status: CaseStatus) -> RushSta
     return await rush_state(client, case_id, lambda s: s.status is status)
 
 
-def charges(shop: Shop, case_id: str) -> list[RushCharge]:
+def charges(shop: Shop, case_id: str) -> list[OrderCharge]:
     with shop.db.transaction() as session:
-        return list(session.scalars(select(RushCharge).where(RushCharge.case_id == case_id)))
+        return list(session.scalars(select(OrderCharge).where(OrderCharge.case_id == case_id)))
 
 
 def refunds(shop: Shop, case_id: str) -> list[LedgerEntry]:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from infra.db import AuditRecord, Order, ReturnAuthorization
+from infra.db import Approval, AuditRecord, Order, ReturnAuthorization
 from starter import (
     EventRefused,
     case_state,
@@ -28,6 +28,7 @@ from tests.conftest import Cases, Shop
 from tests.test_refund import eventually, ledger, outbox, wait_for_status
 from workflows import visibility
 from workflows.models import (
+    ApprovalKind,
     ApprovalStatus,
     CaseStatus,
     Decision,
@@ -422,6 +423,12 @@ async def test_return_outside_the_window_approved_by_a_manager_gets_an_ra(
     assert "outside the 30-day return window" in state.approval.reason
     assert state.approval.amount == Decimal("600.00")
     assert ra_rows(shop) == []
+    # An exception to a named rule, kept as such for the exceptions report.
+    assert state.approval.kind is ApprovalKind.POLICY_EXCEPTION
+    assert state.approval.rule == "RETURN_WINDOW"
+    with shop.db.transaction() as session:
+        row = session.get(Approval, handle.id)
+        assert row is not None and (row.kind, row.rule) == ("policy_exception", "RETURN_WINDOW")
 
     await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE))
     ra_number = await awaiting_return(client, handle)

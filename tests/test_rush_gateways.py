@@ -23,7 +23,7 @@ from activities.payments import (
     PaymentDeclined,
     RefundLedger,
 )
-from infra.db import AuditRecord, Base, CarrierRequestRecord, Database, Order, RushCharge
+from infra.db import AuditRecord, Base, CarrierRequestRecord, Database, Order, OrderCharge
 from tests.conftest import Shop
 from tests.races import at_once
 from workflows.models import AuditEntry, CaseOpening, CaseType
@@ -186,7 +186,7 @@ def test_a_retried_fee_charge_records_one_charge_and_raises_the_total_once(
     receipt = ChargeReceipt(reference="CH-0123456789", amount=Decimal("37.45"), charged_at=NOW)
     assert first == again == receipt
     assert ledger.find(fee_charge().idempotency_key) == receipt
-    assert count(shop.db, RushCharge) == 1
+    assert count(shop.db, OrderCharge) == 1
     assert order_total(shop.db, "ORD-1001") == Decimal("1237.45")
     # The retry's lines are kept too, each once: line 4 was recorded after the first attempt.
     assert audit_seqs(shop.db) == [2, 3, 4]
@@ -205,7 +205,7 @@ def test_concurrent_records_of_one_charge_write_one_row_and_raise_the_total_once
     assert (
         results == [ChargeReceipt(reference="CH-RACE", amount=Decimal("25.00"), charged_at=NOW)] * 8
     )
-    assert count(shop.db, RushCharge) == 1
+    assert count(shop.db, OrderCharge) == 1
     assert order_total(shop.db, "ORD-1001") == Decimal("1225.00")
     assert audit_seqs(shop.db) == [2, 3]
 
@@ -233,7 +233,7 @@ def test_a_charge_on_an_unknown_order_records_nothing(
     with pytest.raises(LookupError, match="ORD-404"):
         ChargeLedger(shop.db).record(fee_charge(order_id="ORD-404", seqs=range(2, 3)), "CH-1")
 
-    assert count(shop.db, RushCharge) == 0
+    assert count(shop.db, OrderCharge) == 0
     assert audit_seqs(shop.db) == []
 
 

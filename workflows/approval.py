@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import policy
     from workflows.models import (
+        ApprovalKind,
         ApprovalState,
         ApprovalStatus,
         ApproverDirectory,
@@ -172,9 +173,16 @@ class ApprovalGate:
     # ---- waiting -------------------------------------------------------------------------
 
     async def await_manager_decision(
-        self, *, amount: Decimal, reason: str, requested_by: str
+        self,
+        *,
+        amount: Decimal,
+        reason: str,
+        requested_by: str,
+        kind: ApprovalKind = ApprovalKind.AUTHORIZATION,
+        rule: str | None = None,
     ) -> ApprovalState:
-        """Ask for authorization, then remind, escalate and expire on business-hour timers."""
+        """Ask for authorization (or an exception to ``rule``: ``kind``), then remind,
+        escalate and expire on business-hour timers."""
         case = self._case
         requested_at = workflow.now()
         remind_at, escalate_at, due_at = policy.approval_deadlines(case.rules, requested_at)
@@ -188,6 +196,8 @@ class ApprovalGate:
             escalate_at=escalate_at,
             due_at=due_at,
             eligible_approvers=(),
+            kind=kind,
+            rule=rule,
         )
         await self._refresh_approvers()
         await case.notify(

@@ -31,7 +31,9 @@ from workflows.journal import CaseJournal
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows.models import (
+        ApprovalKind,
         ApprovalState,
+        ApprovalStatus,
         Audited,
         CaseOpening,
         CaseRules,
@@ -293,6 +295,21 @@ class CaseWorkflow(CaseJournal):
         # Let any in-flight signal or update handler finish before the case closes.
         await self.wait_condition(workflow.all_handlers_finished)
         return self._outcome
+
+    async def exception_granted(
+        self, rule: str, amount: Decimal, why: str, requested_by: str
+    ) -> bool:
+        """SOP 'Manager Authorization Required: Policy exceptions', through the gate: the
+        exception names the written ``rule`` (a setting's name: RETURN_WINDOW...), the reason
+        and the amount; the approval row and the audit trail keep all three."""
+        approval = await self.gate.await_manager_decision(
+            amount=amount,
+            reason=f"policy exception: {why}",
+            requested_by=requested_by,
+            kind=ApprovalKind.POLICY_EXCEPTION,
+            rule=rule,
+        )
+        return approval.status is ApprovalStatus.APPROVED
 
     # ---- when something breaks ------------------------------------------------------------
 

@@ -43,6 +43,10 @@ class CaseType(StrEnum):
     RETURN = "return"
     COMPLAINT = "complaint"
     RUSH = "rush"
+    CANCELLATION = "cancellation"
+    ORDER_CHANGE = "order_change"
+    FREIGHT_CLAIM = "freight_claim"
+    BILLING_DISPUTE = "billing_dispute"
 
 
 class CaseStatus(StrEnum):
@@ -62,6 +66,11 @@ class CaseStatus(StrEnum):
     PRIORITY = "priority"
     IN_TRANSIT = "in_transit"
     LATE = "late"
+    # Cancellations, order changes, freight claims, billing disputes.
+    REVIEWING = "reviewing"
+    APPLYING = "applying"
+    AWAITING_CARRIER = "awaiting_carrier"
+    WITH_ACCOUNTING = "with_accounting"
     COMPLETED = "completed"
     REJECTED = "rejected"
     EXPIRED = "expired"
@@ -70,6 +79,9 @@ class CaseStatus(StrEnum):
     CLOSED_NO_RESPONSE = "closed_no_response"
     DECLINED = "declined"
     UNAVAILABLE = "unavailable"
+    CANCELLED = "cancelled"
+    CONVERTED_TO_RETURN = "converted_to_return"
+    RESOLVED = "resolved"
 
     @property
     def is_final(self) -> bool:
@@ -85,6 +97,9 @@ _FINAL = {
     CaseStatus.CLOSED_NO_RESPONSE,
     CaseStatus.DECLINED,
     CaseStatus.UNAVAILABLE,
+    CaseStatus.CANCELLED,
+    CaseStatus.CONVERTED_TO_RETURN,
+    CaseStatus.RESOLVED,
 }
 
 
@@ -134,6 +149,36 @@ class RushRules(Model):
     late_give_up_after_days: int = Field(default=10, ge=1)
 
 
+class CancellationRules(Model):
+    """Order Cancellations: the reasons a customer may give (plus free text), and how long a
+    customer has to take the return offered for an order that already shipped."""
+
+    reasons: tuple[str, ...] = (
+        "ordered_by_mistake",
+        "found_cheaper",
+        "delivery_too_slow",
+        "changed_mind",
+        "duplicate_order",
+        "other",
+    )
+    offer_wait: timedelta = timedelta(days=3)
+
+
+class OrderChangeRules(Model):
+    """Order Modifications: how long (business time) the customer has to accept a quote."""
+
+    accept_within: timedelta = timedelta(hours=8)
+
+
+class FreightClaimRules(Model):
+    """Freight claims: a manager over ``approval_above`` (strictly), the carrier followed up
+    every ``follow_up_every`` until it settles or ``carrier_wait`` passes (then Accounting)."""
+
+    approval_above: Decimal = Decimal("200.00")
+    follow_up_every: timedelta = timedelta(days=7)
+    carrier_wait: timedelta = timedelta(days=30)
+
+
 class CaseRules(Model):
     """Thresholds and timings in force when a case opened; recorded with the case.
 
@@ -155,6 +200,9 @@ class CaseRules(Model):
     # carry (and that must keep being ignored): their values were never this procedure's.
     complaint: ComplaintRules = ComplaintRules()
     rush: RushRules = RushRules()
+    cancellation: CancellationRules = CancellationRules()
+    order_change: OrderChangeRules = OrderChangeRules()
+    freight_claim: FreightClaimRules = FreightClaimRules()
 
 
 # ---- Requests (one typed input per procedure) --------------------------------------------
@@ -381,6 +429,15 @@ class ApprovalStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class ApprovalKind(StrEnum):
+    """What a case asks the gate: an authorization over a threshold, an exception to a
+    written rule, or a commercial pricing adjustment (Manager Authorization Required)."""
+
+    AUTHORIZATION = "authorization"
+    POLICY_EXCEPTION = "policy_exception"
+    PRICING_ADJUSTMENT = "pricing_adjustment"
+
+
 class ApprovalState(Model):
     status: ApprovalStatus
     amount: Money
@@ -396,6 +453,8 @@ class ApprovalState(Model):
     decided_by: str | None = None
     decided_at: datetime | None = None
     note: str = ""
+    kind: ApprovalKind = ApprovalKind.AUTHORIZATION
+    rule: str | None = None  # the written rule an exception is asked for (POLICY_EXCEPTION)
 
 
 class TimelineEntry(Model):

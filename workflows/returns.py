@@ -89,7 +89,7 @@ class ReturnWorkflow(RefundingCase):
                 )
         outside_window = eligibility.verdict is ReturnVerdict.OUTSIDE_WINDOW
         if outside_window and not await self.exception_granted(
-            self._value, eligibility.reason, request.requested_by
+            "RETURN_WINDOW", self._value, eligibility.reason, request.requested_by
         ):
             return await self.exception_refused(eligibility.reason)
 
@@ -111,7 +111,9 @@ class ReturnWorkflow(RefundingCase):
                 return await self.finish(
                     CaseStatus.REJECTED, reason=why, template="return_rejected"
                 )
-            if not await self.exception_granted(amount, why, inspection.inspected_by):
+            if not await self.exception_granted(
+                "RETURN_INSPECTION", amount, why, inspection.inspected_by
+            ):
                 return await self.exception_refused(why)
         return await self.refund(amount)
 
@@ -139,13 +141,6 @@ class ReturnWorkflow(RefundingCase):
             detail={"reason": eligibility.reason, "value": f"{eligibility.value:.2f}"},
         )
         return eligibility
-
-    async def exception_granted(self, amount: Decimal, why: str, requested_by: str) -> bool:
-        """SOP 'Manager Authorization Required: Policy exceptions', through the gate."""
-        approval = await self.gate.await_manager_decision(
-            amount=amount, reason=f"policy exception: {why}", requested_by=requested_by
-        )
-        return approval.status is ApprovalStatus.APPROVED
 
     async def exception_refused(self, why: str) -> Outcome:
         approval = self.gate.state

@@ -1,5 +1,5 @@
-"""rush orders: stock, the priority flag on orders, rush fee charges, shipments and carrier
-requests
+"""rush orders: stock, the priority flag on orders, charges on orders (rush fees, order
+changes), shipments and carrier requests
 
 Revision ID: 0006
 Revises: 0005
@@ -32,7 +32,7 @@ def upgrade() -> None:
             sa.Column("priority_flagged_at", sa.DateTime(timezone=True), nullable=True)
         )
     op.create_table(
-        "rush_charges",
+        "order_charges",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("idempotency_key", sa.String(length=250), nullable=False),
         sa.Column("case_id", sa.String(length=200), nullable=False),
@@ -45,9 +45,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("idempotency_key"),
     )
-    with op.batch_alter_table("rush_charges", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_rush_charges_case_id"), ["case_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_rush_charges_order_id"), ["order_id"], unique=False)
+    with op.batch_alter_table("order_charges", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_order_charges_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_order_charges_order_id"), ["order_id"], unique=False)
     op.create_table(
         "shipments",
         sa.Column("order_id", sa.String(length=64), nullable=False),
@@ -77,10 +77,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_carrier_requests_case_id"))
     op.drop_table("carrier_requests")
     op.drop_table("shipments")
-    with op.batch_alter_table("rush_charges", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_rush_charges_order_id"))
-        batch_op.drop_index(batch_op.f("ix_rush_charges_case_id"))
-    op.drop_table("rush_charges")
+    with op.batch_alter_table("order_charges", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_order_charges_order_id"))
+        batch_op.drop_index(batch_op.f("ix_order_charges_case_id"))
+    op.drop_table("order_charges")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_column("priority_flagged_at")
         batch_op.drop_column("promised_on")
