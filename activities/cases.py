@@ -64,9 +64,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(
-    NoticeActivities, ComplaintActivities, RushActivities, OrderChangeActivities
-):
+class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities, OrderChangeActivities):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(

@@ -122,7 +122,9 @@ class OrderChangeWorkflow(RefundingCase):
             summary="Price the change",
         )
         if quote.change is not None:
+            # The reason rides with the change: the order's note is written with it.
             self._change = quote.change.model_copy(update={"reason": request.reason})
+            quote = quote.model_copy(update={"change": self._change})
             await self.record(
                 "change_quoted",
                 detail={
