@@ -96,14 +96,14 @@ async def test_bad_order_change_requests_are_422_and_start_nothing(
 async def test_an_order_change_requested_cloud_event_opens_a_case(
     http: httpx.AsyncClient, client: Client, cases: Cases, shop: Shop
 ) -> None:
+    data = body(processing_order(shop), kind="item", quantity=None, new_sku="ELK-LOIN")
     event = {
         "specversion": "1.0",
         "id": f"evt-{uuid.uuid4().hex[:10]}",
         "source": "/shop/orders",
         "type": "order.change_requested",
-        "data": body(processing_order(shop), kind="item", quantity=None, new_sku="ELK-LOIN"),
+        "data": {k: v for k, v in data.items() if v is not None},
     }
-    event["data"] = {k: v for k, v in event["data"].items() if v is not None}
     response = await http.post(
         "/v1/events",
         content=json.dumps(event),

@@ -78,10 +78,11 @@ class OrderChangeRequest(Model):
             for name in ("address", "sku", "quantity", "new_sku")
             if getattr(self, name) is not None
         }
+        named = f"{'a' if self.kind is ChangeKind.QUANTITY else 'an'} {self.kind.value} change"
         if missing := sorted(wanted - given):
-            raise ValueError(f"a {self.kind.value} change needs {', '.join(missing)}")
+            raise ValueError(f"{named} needs {', '.join(missing)}")
         if extra := sorted(given - wanted):
-            raise ValueError(f"a {self.kind.value} change takes no {', '.join(extra)}")
+            raise ValueError(f"{named} takes no {', '.join(extra)}")
         if self.kind is ChangeKind.ITEM and self.new_sku == self.sku:
             raise ValueError("new_sku is the item the line already has")
         return self
