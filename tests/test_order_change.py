@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.payments import PaymentGateway
+from activities.payments import PaymentGateway, PaymentUnavailable
 from infra.db import Database
 from starter import EventRefused, decide, start_case
 from tests.case_helpers import (
@@ -281,6 +281,72 @@ async def test_the_order_shipping_after_the_acceptance_refuses_the_change_and_ch
     assert lines(shop, order_id) == UNCHANGED
     assert change_record(shop, handle.id) is None
     assert len(emails(shop, handle.id, "order_change_refused")) == 1
+
+
+async def test_a_decrease_meeting_a_shipped_order_refunds_nothing(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await move_to(env, TUESDAY, 10)
+    order_id = processing_order(shop)
+    handle = await start(cases, change(order_id, "quantity", sku="BISON-RIBEYE", quantity=1))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CUSTOMER)
+    ship(shop, order_id)
+
+    await accept(client, handle.id)
+
+    await handle.result()
+    final = await status_of(client, handle.id, CaseStatus.REJECTED)
+    assert final.outcome is not None and "shipped" in final.outcome.reason
+    assert refunds(shop, handle.id) == [] and order(shop, order_id).refunded == Decimal("0")
+    assert lines(shop, order_id) == UNCHANGED
+    assert "issue_refund" not in await activities_in_order(handle)
+
+
+@dataclass
+class TimesOutAfterCharging:
+    """A gateway whose first charge moves the money and then times out (the worst retry)."""
+
+    inner: PaymentGateway
+    calls: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refund(self, instruction: Any) -> str:
+        return self.inner.refund(instruction)
+
+    def charge(self, charge: FeeCharge) -> str:
+        with self._lock:
+            self.calls.append(charge.idempotency_key)
+            first = len(self.calls) == 1
+        reference = self.inner.charge(charge)
+        if first:
+            raise PaymentUnavailable("the gateway took the charge but the answer timed out")
+        return reference
+
+
+async def test_the_difference_is_charged_once_when_the_charge_is_retried(
+    env: WorkflowEnvironment, client: Client, shop: Shop, settings: Any
+) -> None:
+    activities = build_activities(shop.db, settings)
+    gateway = TimesOutAfterCharging(activities.payments)
+    activities.payments = gateway
+    async with build_worker(env.client, activities=activities, settings=settings):
+        cases = Cases(client, settings.task_queue)
+        try:
+            await move_to(env, TUESDAY, 10)
+            order_id = processing_order(shop)
+            handle = await start(cases, change(order_id, "quantity", sku="ELK-SAUSAGE", quantity=6))
+            await status_of(client, handle.id, CaseStatus.AWAITING_CUSTOMER)
+            await accept(client, handle.id)
+            await handle.result()
+            await status_of(client, handle.id, CaseStatus.COMPLETED)
+        finally:
+            await cases.close_all()
+
+    assert gateway.calls == [f"{handle.id}/change"] * 2  # the retry asked again...
+    [charge] = charges(shop, handle.id)  # ...and one charge stands
+    assert charge.amount == Decimal("40.00")
+    assert order(shop, order_id).total == TOTAL + Decimal("40.00")
+    assert events(shop, handle.id).count("change_charged") == 1
 
 
 @dataclass
