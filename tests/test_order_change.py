@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import PaymentGateway, PaymentUnavailable
@@ -396,6 +397,49 @@ async def test_the_order_shipping_while_the_change_is_charged_refunds_the_charge
     assert order(shop, order_id).refunded == Decimal("40.00")
     assert lines(shop, order_id) == UNCHANGED
     assert change_record(shop, handle.id) is None and notes(shop, handle.id) == []
+
+
+class GatewayRejectsTheFormat:
+    """A gateway answering a protocol error nobody planned for, marked final by its adapter."""
+
+    def refund(self, instruction: Any) -> str:
+        raise self._refusal()
+
+    def charge(self, charge: FeeCharge) -> str:
+        raise self._refusal()
+
+    @staticmethod
+    def _refusal() -> ApplicationError:
+        return ApplicationError(
+            "gateway answered 400: unknown field 'amount'",
+            type="GatewayProtocolError",
+            non_retryable=True,
+        )
+
+
+async def test_a_charge_failing_for_an_unplanned_reason_leaves_the_order_to_accounting(
+    env: WorkflowEnvironment, client: Client, shop: Shop, settings: Any
+) -> None:
+    activities = build_activities(shop.db, settings)
+    activities.payments = GatewayRejectsTheFormat()
+    async with build_worker(env.client, activities=activities, settings=settings):
+        cases = Cases(client, settings.task_queue)
+        try:
+            await move_to(env, TUESDAY, 10)
+            order_id = processing_order(shop)
+            handle = await start(cases, change(order_id, "quantity", sku="ELK-SAUSAGE", quantity=6))
+            await status_of(client, handle.id, CaseStatus.AWAITING_CUSTOMER)
+            await accept(client, handle.id)
+            await handle.result()
+            final = await status_of(client, handle.id, CaseStatus.NEEDS_ATTENTION)
+        finally:
+            await cases.close_all()
+
+    assert final.outcome is not None and "unknown field 'amount'" in final.outcome.reason
+    told = {email.to_address for email in emails(shop, handle.id, "case_needs_attention")}
+    assert told == {"csmanager@exoticmeats.com", "accounting@exoticmeats.com"}
+    assert charges(shop, handle.id) == [] and change_record(shop, handle.id) is None
+    assert lines(shop, order_id) == UNCHANGED
 
 
 # ---- the acceptance window, in business time ------------------------------------------------
