@@ -42,6 +42,8 @@ from workflows.models import (
     ReturnState,
     StoreCreditChoice,
 )
+from workflows.order_change import OrderChangeWorkflow
+from workflows.order_change_models import ChangeAnswer, OrderChangeRequest, OrderChangeState
 from workflows.refund import RefundWorkflow
 from workflows.returns import ReturnWorkflow
 from workflows.rush_models import CarrierReport, FeeAnswer, RushOrderRequest, RushState
@@ -219,6 +221,24 @@ DELIVERY_ATTEMPTED = Event(
     actor="reported_by",
     signal="delivery_attempted",
 )
+CHANGE_ACCEPTED = Event(
+    "change_accepted",
+    ChangeAnswer,
+    roles=("agent", "backend"),
+    actor="answered_by",
+    signal="change_accepted",
+    update="accept_change",
+    result=OrderChangeState,
+)
+CHANGE_DECLINED = Event(
+    "change_declined",
+    ChangeAnswer,
+    roles=("agent", "backend"),
+    actor="answered_by",
+    signal="change_declined",
+    update="decline_change",
+    result=OrderChangeState,
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -306,8 +326,21 @@ RUSH: Procedure[RushOrderRequest] = Procedure(
     priority=Priority(priority_key=2),
 )
 
+ORDER_CHANGE: Procedure[OrderChangeRequest] = Procedure(
+    case_type=CaseType.ORDER_CHANGE,
+    workflow=OrderChangeWorkflow,
+    request=OrderChangeRequest,
+    state=OrderChangeState,
+    path="order-changes",
+    event_type="order.change_requested",
+    title="change an order before it ships (address, quantity or item)",
+    # Never the address: the Web UI shows this line to everyone who can see the case.
+    summary=lambda r: f"{r.kind.value.capitalize()} change to order {r.order_id}",
+    events=(CHANGE_ACCEPTED, CHANGE_DECLINED),
+)
+
 # One entry per procedure: everything else derives from this tuple.
-PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT, RUSH)
+PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT, RUSH, ORDER_CHANGE)
 
 
 # ---- lookups ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
 from activities.notices import NoticeActivities
+from activities.order_change import OrderChangeActivities
 from activities.orders import OrderInfo, OrderSystem
 from activities.payments import (
     ChargeLedger,
@@ -63,7 +64,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
+class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities, OrderChangeActivities):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(
@@ -111,6 +112,10 @@ class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
             self.flag_priority,
             self.track_delivery,
             self.ask_carrier,
+            self.check_order_change,
+            self.quote_order_change,
+            self.charge_order_change,
+            self.apply_order_change,
         ]
 
     # ---- the case record -----------------------------------------------------------------

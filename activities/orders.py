@@ -12,10 +12,20 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Result, or_, select, update
+from sqlalchemy import Result, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from infra.db import Customer, Database, Order, OrderLine, Stock
+from infra.db import (
+    Customer,
+    Database,
+    Order,
+    OrderChangeRecord,
+    OrderLine,
+    OrderNote,
+    Stock,
+)
+from workflows.order_change_models import ChangeKind, OrderChange
 
 
 class OrderLineInfo(BaseModel):
@@ -50,6 +60,8 @@ class CustomerInfo(BaseModel):
     name: str
     email: str
     vip: bool
+    # A commercial account (its price adjustments need a manager); False where unknown.
+    commercial: bool = False
 
 
 class StockInfo(BaseModel):
@@ -82,6 +94,21 @@ class OrderSystem(Protocol):
         ``promised_on``. False when that case flagged it already (a retry: nothing changes);
         ``LookupError`` for an unknown order."""
         ...
+
+    def catalog_prices(self, skus: Sequence[str]) -> dict[str, Decimal | None]:
+        """The catalog price of one unit of every sku asked for; None where it has none."""
+        ...
+
+    def apply_change(self, case_id: str, order_id: str, change: OrderChange, at: datetime) -> bool:
+        """Apply ``change`` by case ``case_id`` with its reason in the order's notes, in one
+        transaction, only while the order is ``processing`` and its line as quoted. False
+        when that case applied it already (a retry: nothing changes); ``ChangeRefused`` when
+        the order shipped (or its line changed) meanwhile: nothing changes either."""
+        ...
+
+
+class ChangeRefused(Exception):
+    """The order cannot take the change any more: shipped, cancelled, or changed since."""
 
 
 class LocalOrderSystem:
@@ -122,7 +149,11 @@ class LocalOrderSystem:
             if customer is None:
                 return None
             return CustomerInfo(
-                id=customer.id, name=customer.name, email=customer.email, vip=customer.vip
+                id=customer.id,
+                name=customer.name,
+                email=customer.email,
+                vip=customer.vip,
+                commercial=customer.commercial,
             )
 
     def place_replacement(
@@ -205,6 +236,98 @@ class LocalOrderSystem:
             if session.get(Order, order_id) is None:
                 raise LookupError(f"order {order_id} does not exist")
             return False
+
+    def catalog_prices(self, skus: Sequence[str]) -> dict[str, Decimal | None]:
+        wanted = list(dict.fromkeys(skus))
+        with self._db.read() as session:
+            rows = session.execute(
+                select(Stock.sku, Stock.unit_price).where(Stock.sku.in_(wanted))
+            ).all()
+        known = {sku: price for sku, price in rows}
+        return {sku: known.get(sku) for sku in wanted}
+
+    def apply_change(self, case_id: str, order_id: str, change: OrderChange, at: datetime) -> bool:
+        try:
+            with self._db.transaction() as session:
+                session.add(
+                    OrderChangeRecord(
+                        case_id=case_id,
+                        order_id=order_id,
+                        kind=change.kind.value,
+                        # The address lives on the order row only.
+                        detail=change.model_dump(mode="json", exclude={"address"}),
+                        difference=change.difference,
+                        applied_at=at,
+                    )
+                )
+                session.flush()  # a retry (or a concurrent attempt) fails here: applied once
+                # The arbiter of the race with the warehouse: still processing, checked and
+                # locked in one UPDATE. An order shipped meanwhile matches no row; a shipment
+                # arriving after this waits for the commit and ships the changed order.
+                still = session.execute(
+                    update(Order)
+                    .where(Order.id == order_id, Order.status == "processing")
+                    .values(
+                        shipping_address=change.address
+                        if change.kind is ChangeKind.ADDRESS
+                        else Order.shipping_address
+                    )
+                )
+                if _rowcount(still) != 1:
+                    status = session.scalar(select(Order.status).where(Order.id == order_id))
+                    raise ChangeRefused(
+                        f"order {order_id} does not exist"
+                        if status is None
+                        else f"order {order_id} is {status} and can no longer be changed"
+                    )
+                _change_lines(session, order_id, change)
+                session.add(
+                    OrderNote(
+                        order_id=order_id,
+                        case_id=case_id,
+                        kind="change_reason",
+                        text=f"{change.described()}: {change.reason}",
+                        at=at,
+                    )
+                )
+        except IntegrityError:
+            with self._db.read() as session:
+                if session.get(OrderChangeRecord, case_id) is None:
+                    raise  # not this case's change applied before: a real fault
+            return False
+        return True
+
+
+def _change_lines(session: Session, order_id: str, change: OrderChange) -> None:
+    """Change the quoted line, only as it was quoted (else ``ChangeRefused``)."""
+    if change.kind is ChangeKind.ADDRESS:
+        return
+    quoted = (
+        OrderLine.order_id == order_id,
+        OrderLine.sku == change.sku,
+        OrderLine.quantity == change.from_quantity,
+    )
+    if change.kind is ChangeKind.QUANTITY and change.quantity == 0:
+        changed = session.execute(delete(OrderLine).where(*quoted))
+    elif change.kind is ChangeKind.QUANTITY:
+        changed = session.execute(update(OrderLine).where(*quoted).values(quantity=change.quantity))
+    else:
+        taken = session.scalar(
+            select(OrderLine.id).where(
+                OrderLine.order_id == order_id, OrderLine.sku == change.new_sku
+            )
+        )
+        if taken is not None:
+            raise ChangeRefused(f"order {order_id} already has a line of {change.new_sku}")
+        changed = session.execute(
+            update(OrderLine)
+            .where(*quoted)
+            .values(
+                sku=change.new_sku, description=change.new_sku, unit_price=change.new_unit_price
+            )
+        )
+    if _rowcount(changed) != 1:
+        raise ChangeRefused(f"order {order_id}'s line {change.sku} changed since the quote")
 
 
 def _rowcount(result: Result[Any]) -> int:

@@ -23,6 +23,8 @@ STEP_OWNERS: dict[str, str] = {
     "release_refund": "accounting",
     # A rush fee the gateway would not take for PAYMENT_RETRY_FOR.
     "charge_rush_fee": "accounting",
+    # The cost of an order change the gateway would not take for PAYMENT_RETRY_FOR.
+    "charge_order_change": "accounting",
 }
 
 
