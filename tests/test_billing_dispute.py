@@ -170,6 +170,34 @@ async def test_an_agents_refund_over_500_waits_for_a_manager_before_paying(
     )
 
 
+async def test_a_refund_over_500_a_manager_refuses_ends_rejected_and_pays_nothing(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = disputed_order(shop, lines=BIG_LINES)
+    case_id = await reviewing(cases, client, dispute(order_id))
+    await resolve(client, case_id, resolution("credit", "600.00"))
+    await status_of(client, case_id, CaseStatus.AWAITING_APPROVAL)
+
+    await decide(
+        client,
+        case_id,
+        Decision(
+            approver_id="mgr-mia",
+            decision=DecisionKind.REJECT,
+            note="the fee was correct",
+            event_id="dec-1",
+        ),
+    )
+
+    outcome = await ended(client, case_id)
+    assert outcome.status is CaseStatus.REJECTED
+    assert outcome.reason == "not authorized by a manager: the fee was correct"
+    assert refunds(shop, case_id) == []
+    assert notes(shop, order_id) == []
+    [told] = emails(shop, case_id, "refund_rejected")
+    assert "600.00" in told.body
+
+
 async def test_a_credit_is_paid_as_store_credit(client: Client, cases: Cases, shop: Shop) -> None:
     case_id = await reviewing(cases, client, dispute(disputed_order(shop)))
 

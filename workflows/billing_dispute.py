@@ -103,7 +103,8 @@ class BillingDisputeWorkflow(RefundingCase):
             ),
             summary="Review the order's charges",
         )
-        self._breakdown = breakdown
+        if not breakdown.refusal:  # no invoice, nothing a resolution could be judged by
+            self._breakdown = breakdown
         return breakdown
 
     async def explain_charges(self, breakdown: InvoiceBreakdown) -> None:
@@ -468,9 +469,9 @@ class BillingDisputeWorkflow(RefundingCase):
             **super().extra_state(),
             "description": self._request.description,
             "disputed_amount": self._request.disputed_amount,
-            "invoice_total": breakdown.total if breakdown and not breakdown.refusal else None,
-            "refunded_before": breakdown.refunded if breakdown and not breakdown.refusal else None,
-            "refundable": breakdown.refundable if breakdown and not breakdown.refusal else None,
+            "invoice_total": breakdown.total if breakdown else None,
+            "refunded_before": breakdown.refunded if breakdown else None,
+            "refundable": breakdown.refundable if breakdown else None,
             "escalated": escalation is not None,
             "escalation_reason": escalation.reason if escalation else None,
             "accounting_due_at": self._accounting_due,
