@@ -22,6 +22,13 @@ from pydantic import BaseModel
 from temporalio.common import Priority, SearchAttributePair
 
 from workflows import visibility
+from workflows.billing_dispute import BillingDisputeWorkflow
+from workflows.billing_dispute_models import (
+    BillingDisputeRequest,
+    BillingDisputeState,
+    DisputeEscalation,
+    DisputeResolution,
+)
 from workflows.complaint_models import (
     ComplaintRequest,
     ComplaintState,
@@ -240,6 +247,34 @@ CHANGE_DECLINED = Event(
     result=OrderChangeState,
 )
 
+DISPUTE_RESOLVED = Event(
+    "dispute_resolved",
+    DisputeResolution,
+    roles=("agent", "supervisor", "manager"),
+    actor="resolved_by",
+    signal="dispute_resolved",
+    update="resolve_dispute",
+    result=BillingDisputeState,
+)
+DISPUTE_ESCALATED = Event(
+    "dispute_escalated",
+    DisputeEscalation,
+    roles=("agent",),
+    actor="escalated_by",
+    signal="dispute_escalated",
+    update="escalate_dispute",
+    result=BillingDisputeState,
+)
+ACCOUNTING_ANSWER = Event(
+    "accounting_answer",
+    DisputeResolution,
+    roles=("accounting",),
+    actor="resolved_by",
+    signal="accounting_answer",
+    update="answer_dispute",
+    result=BillingDisputeState,
+)
+
 
 # ---- the procedures -----------------------------------------------------------------------
 
@@ -339,8 +374,30 @@ ORDER_CHANGE: Procedure[OrderChangeRequest] = Procedure(
     events=(CHANGE_ACCEPTED, CHANGE_DECLINED),
 )
 
+BILLING_DISPUTE: Procedure[BillingDisputeRequest] = Procedure(
+    case_type=CaseType.BILLING_DISPUTE,
+    workflow=BillingDisputeWorkflow,
+    request=BillingDisputeRequest,
+    state=BillingDisputeState,
+    path="billing-disputes",
+    event_type="billing.dispute_opened",
+    title="open a billing dispute (invoice breakdown, resolution or Accounting)",
+    summary=lambda r: (
+        f"Billing dispute on order {r.order_id}"
+        + (f" (${r.disputed_amount:,.2f})" if r.disputed_amount is not None else "")
+    ),
+    events=(DISPUTE_RESOLVED, DISPUTE_ESCALATED, ACCOUNTING_ANSWER),
+)
+
 # One entry per procedure: everything else derives from this tuple.
-PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT, RUSH, ORDER_CHANGE)
+PROCEDURES: tuple[Procedure[Any], ...] = (
+    REFUND,
+    RETURN,
+    COMPLAINT,
+    RUSH,
+    ORDER_CHANGE,
+    BILLING_DISPUTE,
+)
 
 
 # ---- lookups ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.billing_dispute import BillingDisputeActivities
 from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
@@ -64,7 +65,13 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities, OrderChangeActivities):
+class CaseActivities(
+    NoticeActivities,
+    ComplaintActivities,
+    RushActivities,
+    OrderChangeActivities,
+    BillingDisputeActivities,
+):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(
@@ -116,6 +123,8 @@ class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities, Orde
             self.quote_order_change,
             self.charge_order_change,
             self.apply_order_change,
+            self.review_billing,
+            self.document_dispute_resolution,
         ]
 
     # ---- the case record -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from activities import audit as audit_trail
-from infra.db import Database, LedgerEntry, Order, OrderCharge, RefundReservation
+from infra.db import Case, Database, LedgerEntry, Order, OrderCharge, RefundReservation
 from workflows.models import AuditEntry, RefundInstruction, RefundMethod, RefundReceipt
 from workflows.rush_models import ChargeReceipt, FeeCharge
 
@@ -113,6 +114,16 @@ class RefundLedger:
                 select(LedgerEntry).where(LedgerEntry.idempotency_key == idempotency_key)
             )
             return None if entry is None else _receipt(entry)
+
+    def on_order(self, order_id: str) -> tuple[RefundReceipt, ...]:
+        """Every payment made back on the order, oldest first (a billing review lists them)."""
+        with self._db.read() as session:
+            entries = session.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.order_id == order_id)
+                .order_by(LedgerEntry.issued_at, LedgerEntry.id)
+            )
+            return tuple(_receipt(entry) for entry in entries)
 
     def hold(
         self,
@@ -246,6 +257,14 @@ class RefundLedger:
             return existing
 
 
+@dataclass(frozen=True)
+class ChargeOnOrder:
+    """A charge on an order and the type of the case that made it (``rush``...)."""
+
+    case_type: str
+    receipt: ChargeReceipt
+
+
 class ChargeLedger:
     """Charges beyond an order's price (a rush fee, the cost of an order change), each
     recorded once, with the order's total raised by it.
@@ -264,6 +283,21 @@ class ChargeLedger:
                 select(OrderCharge).where(OrderCharge.idempotency_key == idempotency_key)
             )
             return None if row is None else _charge_receipt(row)
+
+    def on_order(self, order_id: str) -> tuple[ChargeOnOrder, ...]:
+        """Every charge beyond the order's price, oldest first, with the type of the case
+        that made it (a rush fee, an order change): a billing review names each one."""
+        with self._db.read() as session:
+            rows = session.execute(
+                select(OrderCharge, Case.type)
+                .join(Case, Case.id == OrderCharge.case_id)
+                .where(OrderCharge.order_id == order_id)
+                .order_by(OrderCharge.charged_at, OrderCharge.id)
+            ).all()
+            return tuple(
+                ChargeOnOrder(case_type=case_type, receipt=_charge_receipt(row))
+                for row, case_type in rows
+            )
 
     def record(self, charge: FeeCharge, reference: str) -> ChargeReceipt:
         """Write the charge once: one transaction for its row, the order's total and

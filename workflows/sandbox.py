@@ -28,6 +28,7 @@ PASSED_THROUGH: tuple[str, ...] = (
     "workflows.complaint_models",
     "workflows.rush_models",
     "workflows.order_change_models",
+    "workflows.billing_dispute_models",
     "workflows.calendar",
     "workflows.policy",
     "workflows.visibility",
