@@ -17,6 +17,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.cancellation import LinkedCases
 from activities.cases import CaseActivities
 from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
@@ -66,7 +67,7 @@ def build_worker(
         workflows=[*WORKFLOWS, *SUPPORTING_WORKFLOWS],
         # Pass-through modules listed once; the shared workflow logic is checked by the sandbox.
         workflow_runner=workflow_runner(),
-        activities=[*activities.all(), *LotActivities(client).all()],
+        activities=[*activities.all(), *LotActivities(client).all(), *LinkedCases(client).all()],
         # Activities are synchronous database work: run them on threads, not the event loop.
         activity_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"),
         max_concurrent_activities=16,

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import audit
+from activities.cancellation import CancellationActivities
 from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
@@ -63,7 +64,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
+class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities, CancellationActivities):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(
@@ -111,6 +112,8 @@ class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
             self.flag_priority,
             self.track_delivery,
             self.ask_carrier,
+            self.assess_cancellation,
+            self.cancel_order,
         ]
 
     # ---- the case record -----------------------------------------------------------------
