@@ -8,9 +8,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import update
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from infra.db import Order
 from starter import EventRefused, case_state, choose_store_credit, decide, start_case
 from tests.cancellation_helpers import (
     an_order,
@@ -74,7 +76,26 @@ async def test_a_cancellation_before_shipping_cancels_the_order_and_refunds_it_o
     assert refund.reference in email.body
     state = await case_state(client, handle.id)
     assert state.status is CaseStatus.CANCELLED
+    assert state.amount == Decimal("200.00")
     assert events(shop, handle.id)[-1] == "case_cancelled"
+
+
+async def test_an_order_with_nothing_left_to_refund_is_cancelled_without_a_payment(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await move_to(env, TUESDAY, 10)
+    order_id = an_order(shop)
+    with shop.db.transaction() as session:
+        session.execute(update(Order).where(Order.id == order_id).values(refunded=200))
+    handle = await start(cases, cancellation(order_id))
+
+    outcome = await handle.result()
+
+    assert outcome.status is CaseStatus.CANCELLED
+    assert refunds(shop, handle.id) == []
+    assert order(shop, order_id).status == "cancelled"
+    [email] = emails(shop, handle.id, "cancellation_confirmed")
+    assert "Nothing was left to refund" in email.body
 
 
 async def test_the_reason_is_recorded_in_the_audit_trail_and_noted_on_the_order(

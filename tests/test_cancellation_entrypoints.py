@@ -136,7 +136,7 @@ async def test_the_return_offer_is_answered_by_an_agent_or_the_backend_as_the_ca
     assert warehouse.status_code == 403, warehouse.text
     assert named.status_code == 422, named.text
     assert declined.status_code == 202, declined.text
-    await status_of(client, case_id, CaseStatus.CLOSED)
+    await client.get_workflow_handle(case_id).result()
     [line] = [a for a in audit(shop, case_id) if a.event == "return_declined"]
     assert line.actor == "agent-amy"
     assert line.detail["on_behalf_of"] == "C-100"

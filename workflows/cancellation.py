@@ -23,7 +23,7 @@ from workflows.refunding import RefundingCase, relayed
 with workflow.unsafe.imports_passed_through():
     from activities.cancellation import LinkedCases
     from activities.cases import CaseActivities
-    from workflows import policy
+    from workflows import policy, visibility
     from workflows.cancellation_models import (
         CancellationCheck,
         CancellationRequest,
@@ -110,6 +110,12 @@ class CancellationWorkflow(RefundingCase):
             ),
             summary="Read the order",
         )
+        if not standing.refusal:
+            # What the cancellation would refund: the case's amount, listed and searchable.
+            self._amount = standing.refundable
+            workflow.upsert_search_attributes(
+                [visibility.AMOUNT.value_set(float(standing.refundable))]
+            )
         await self.record(
             "order_assessed",
             detail={
@@ -187,15 +193,18 @@ class CancellationWorkflow(RefundingCase):
             self._refund_amount, reference = receipt.amount, receipt.reference
         timeline = policy.refund_timeline(method)
         shown = method.value.replace("_", " ")
+        currency = self.rules.currency
         return await self.finish(
             CaseStatus.CANCELLED,
             reason=f"order cancelled; refunded {amount:.2f} as {shown}",
             template="cancellation_confirmed",
             context={
-                "refund": f"{amount:.2f}",
-                "method": shown,
-                "timeline": timeline,
-                "reference": reference or "none",
+                "refund": (
+                    f"We are refunding {amount:.2f} {currency} as {shown}. You will see it "
+                    f"{timeline}.\nReference: {reference}."
+                    if reference
+                    else "Nothing was left to refund on it."
+                ),
             },
             outcome=Outcome(
                 status=CaseStatus.CANCELLED,
