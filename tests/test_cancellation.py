@@ -349,3 +349,17 @@ async def test_an_order_cancelled_meanwhile_by_someone_else_is_not_refunded_twic
     assert "already cancelled" in outcome.reason
     assert refunds(shop, first.id) == []
     assert order(shop, order_id).reserved == 0
+
+
+async def test_a_delivered_order_listing_no_items_closes_without_an_offer_or_refund(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await move_to(env, TUESDAY, 10)
+    handle = await start(cases, cancellation("ORD-1002"))  # delivered, no lines
+
+    outcome = await handle.result()
+
+    assert outcome.status is CaseStatus.CLOSED
+    assert "no items to return" in outcome.reason
+    assert emails(shop, handle.id, "cancellation_return_offered") == []
+    assert refunds(shop, handle.id) == []

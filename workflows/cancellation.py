@@ -81,8 +81,14 @@ class CancellationWorkflow(RefundingCase):
         # (the return's own refund will need it), not when the offer closes.
         if self._holding is not None:
             await self.release_reservation(self.refund_key)
-        if outcome in LEFT_THE_WAREHOUSE:
+        if outcome in LEFT_THE_WAREHOUSE and standing.lines:
             return await self.offer_return(outcome, standing)
+        if outcome in LEFT_THE_WAREHOUSE:
+            return await self.finish(
+                CaseStatus.CLOSED,
+                reason=f"order {self._order_id} has already {outcome} and lists no items to return",
+                template="cancellation_closed",
+            )
         return await self.finish(
             CaseStatus.CLOSED,
             reason=f"order {self._order_id} was already cancelled; nothing more to refund",
@@ -228,7 +234,7 @@ class CancellationWorkflow(RefundingCase):
             step="Waiting for the customer's answer to the return offer",
             event="return_offered",
             detail={"order_status": order_status, "offer_until": until.isoformat()},
-            context={"order_status": order_status, "answer_by": f"{until:%A %B %d, %H:%M} UTC"},
+            context={"order_status": order_status, "answer_by": self._instant(until)},
         )
         answered = await self.wait_until(
             until, "The customer's answer to the return offer", lambda: self._answer is not None
@@ -360,3 +366,7 @@ class CancellationWorkflow(RefundingCase):
             else ("requested" if self._return_wanted else "declined"),
             "return_case_id": self._return_case_id,
         }
+
+    def _instant(self, instant: datetime) -> str:
+        local = self.rules.calendar.local(instant)
+        return f"{local:%A %B} {local.day}, {local:%H:%M %Z}"
