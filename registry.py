@@ -21,6 +21,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 from temporalio.common import Priority, SearchAttributePair
 
+from settings import Settings
 from workflows import visibility
 from workflows.billing_dispute import BillingDisputeWorkflow
 from workflows.billing_dispute_models import (
@@ -29,6 +30,8 @@ from workflows.billing_dispute_models import (
     DisputeEscalation,
     DisputeResolution,
 )
+from workflows.cancellation import CancellationWorkflow
+from workflows.cancellation_models import CancellationRequest, CancellationState, ReturnAnswer
 from workflows.complaint_models import (
     ComplaintRequest,
     ComplaintState,
@@ -109,7 +112,10 @@ class Procedure(Generic[R]):
     ``Amount`` search attribute is set when the request has an ``amount``; ``search_attributes``
     adds the procedure's own, set when the case starts so that it is listed by them at once.
     ``priority`` is the case's Temporal task priority (1 first, 5 last; 3 by default): when
-    the workers are busy, a procedure whose customer is waiting on the clock goes first."""
+    the workers are busy, a procedure whose customer is waiting on the clock goes first.
+    ``check`` judges a valid request against the settings in force (a reason from a list
+    that is a setting): a sentence refusing it, which the entry points answer as bad input
+    on ``check_field`` (HTTP 422, CLI exit 2) before anything starts; None to go on."""
 
     case_type: CaseType
     workflow: type
@@ -123,6 +129,8 @@ class Procedure(Generic[R]):
     cli: Mapping[str, CliField] = field(default_factory=dict)
     search_attributes: Callable[[R], Sequence[SearchAttributePair[Any]]] = lambda _: ()
     priority: Priority = Priority.default
+    check: Callable[[R, Settings], str | None] = lambda request, settings: None
+    check_field: str = "body"
 
     def __post_init__(self) -> None:
         # The idempotency key and the case id both derive from it.
@@ -274,6 +282,24 @@ ACCOUNTING_ANSWER = Event(
     update="answer_dispute",
     result=BillingDisputeState,
 )
+RETURN_REQUESTED = Event(
+    "return_requested",
+    ReturnAnswer,
+    roles=("agent", "backend"),
+    actor="answered_by",
+    signal="return_requested",
+    update="request_return",
+    result=CancellationState,
+)
+RETURN_DECLINED = Event(
+    "return_declined",
+    ReturnAnswer,
+    roles=("agent", "backend"),
+    actor="answered_by",
+    signal="return_declined",
+    update="decline_return",
+    result=CancellationState,
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -389,12 +415,35 @@ BILLING_DISPUTE: Procedure[BillingDisputeRequest] = Procedure(
     events=(DISPUTE_RESOLVED, DISPUTE_ESCALATED, ACCOUNTING_ANSWER),
 )
 
+
+def _unknown_cancel_reason(request: CancellationRequest, settings: Settings) -> str | None:
+    if request.reason in settings.cancel_reasons:
+        return None
+    return f"unknown reason {request.reason!r}; one of: {', '.join(settings.cancel_reasons)}"
+
+
+CANCELLATION: Procedure[CancellationRequest] = Procedure(
+    case_type=CaseType.CANCELLATION,
+    workflow=CancellationWorkflow,
+    request=CancellationRequest,
+    state=CancellationState,
+    path="cancellations",
+    event_type="order.cancel_requested",
+    title="cancel an order (refunded if not shipped, else a return is offered)",
+    summary=lambda r: f"Cancel order {r.order_id} ({r.reason})",
+    events=(STORE_CREDIT_CHOSEN, RETURN_REQUESTED, RETURN_DECLINED),
+    cli={"reason": CliField(str, "REASON", "one of CANCEL_REASONS (e.g. ordered_by_mistake)")},
+    check=_unknown_cancel_reason,
+    check_field="reason",
+)
+
 # One entry per procedure: everything else derives from this tuple.
 PROCEDURES: tuple[Procedure[Any], ...] = (
     REFUND,
     RETURN,
     COMPLAINT,
     RUSH,
+    CANCELLATION,
     ORDER_CHANGE,
     BILLING_DISPUTE,
 )

@@ -18,6 +18,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.cancellation import LinkedCases
 from activities.cases import CaseActivities
 from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
@@ -74,7 +75,7 @@ def build_worker(
         workflows=[*WORKFLOWS, *SUPPORTING_WORKFLOWS, *extra_workflows],
         # Pass-through modules listed once; the shared workflow logic is checked by the sandbox.
         workflow_runner=workflow_runner(),
-        activities=[*activities.all(), *LotActivities(client).all()],
+        activities=[*activities.all(), *LotActivities(client).all(), *LinkedCases(client).all()],
         # Activities are synchronous database work: run them on threads, not the event loop.
         activity_executor=ThreadPoolExecutor(
             max_workers=max_concurrent_activities, thread_name_prefix="activity"

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import audit
 from activities.billing_dispute import BillingDisputeActivities
+from activities.cancellation import CancellationActivities
 from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
@@ -71,6 +72,7 @@ class CaseActivities(
     RushActivities,
     OrderChangeActivities,
     BillingDisputeActivities,
+    CancellationActivities,
 ):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
@@ -125,6 +127,8 @@ class CaseActivities(
             self.apply_order_change,
             self.review_billing,
             self.document_dispute_resolution,
+            self.assess_cancellation,
+            self.cancel_order,
         ]
 
     # ---- the case record -----------------------------------------------------------------

@@ -27,6 +27,9 @@ from infra.db import (
 )
 from workflows.order_change_models import ChangeKind, OrderChange
 
+# The order note the local order system keeps of the case that cancelled an order.
+CANCELLED_BY = "cancelled_by"
+
 
 class OrderLineInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -93,6 +96,14 @@ class OrderSystem(Protocol):
         """Flag the order for priority processing by case ``case_id``, promised for
         ``promised_on``. False when that case flagged it already (a retry: nothing changes);
         ``LookupError`` for an unknown order."""
+        ...
+
+    def cancel_order(self, order_id: str, *, case_id: str, at: datetime) -> str:
+        """Cancel the order for case ``case_id`` if it has not shipped: the arbiter between a
+        cancellation and the warehouse. ``"cancelled"`` when this call (or an earlier one by
+        the same case: a retry) cancelled it; ``"already_cancelled"`` when someone else did;
+        else the status that stops it (``"shipped"``, ``"delivered"``). ``LookupError`` for an
+        unknown order."""
         ...
 
     def catalog_prices(self, skus: Sequence[str]) -> dict[str, Decimal | None]:
@@ -296,6 +307,33 @@ class LocalOrderSystem:
                     raise  # not this case's change applied before: a real fault
             return False
         return True
+
+    def cancel_order(self, order_id: str, *, case_id: str, at: datetime) -> str:
+        with self._db.transaction() as session:
+            # One conditional UPDATE: of a cancellation and the warehouse's shipping (or two
+            # cancellations) racing on the order, exactly one moves it out of processing.
+            cancelled = session.execute(
+                update(Order)
+                .where(Order.id == order_id, Order.status == "processing")
+                .values(status="cancelled")
+            )
+            if _rowcount(cancelled) == 1:
+                # Which case cancelled it, in the same transaction: a retry recognises its own.
+                session.add(
+                    OrderNote(order_id=order_id, case_id=case_id, kind=CANCELLED_BY, text="", at=at)
+                )
+                return "cancelled"
+            order = session.get(Order, order_id)
+            if order is None:
+                raise LookupError(f"order {order_id} does not exist")
+            if order.status != "cancelled":
+                return order.status
+            mine = session.scalar(
+                select(OrderNote.id).where(
+                    OrderNote.case_id == case_id, OrderNote.kind == CANCELLED_BY
+                )
+            )
+            return "cancelled" if mine is not None else "already_cancelled"
 
 
 def _change_lines(session: Session, order_id: str, change: OrderChange) -> None:

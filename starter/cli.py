@@ -108,6 +108,9 @@ async def cmd_start(procedure: Procedure[Any], args: argparse.Namespace, tempora
     }
     fields["request_id"] = args.request_id or f"cli-{uuid.uuid4().hex[:12]}"
     request = procedure.request.model_validate(fields, extra="forbid")
+    refusal = procedure.check(request, get_settings())
+    if refusal is not None:
+        raise UsageError(f"{procedure.check_field}: {refusal}")  # before connecting
     print_started(await start_case(await temporal(), request))
 
 

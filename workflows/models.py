@@ -521,6 +521,9 @@ class ReturnRequest(Model):
     items: tuple[ReturnItem, ...] = Field(min_length=1, max_length=100)
     reason: Reason
     requested_by: Identifier
+    # The case this return came from (a cancellation of a shipped order), when one did. Left
+    # out of dumps when unset, so that requests stored before it keep their fingerprint.
+    linked_case_id: Identifier | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @field_validator("items")
     @classmethod
@@ -581,6 +584,7 @@ class ReturnState(CaseState):
     ra_status: RaStatus | None = None
     ra_expires_at: datetime | None = None
     ra_received_at: datetime | None = None
+    linked_case_id: str | None = None  # the cancellation it came from, if any
 
     def refusal_once_closed(self, message: BaseModel) -> tuple[str, str] | None:
         if isinstance(message, PackageReceived) and self.ra_status is RaStatus.EXPIRED:

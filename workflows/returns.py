@@ -411,7 +411,10 @@ class ReturnWorkflow(RefundingCase):
     # ---- what callers and emails see -------------------------------------------------------
 
     def extra_state(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {"items": self._request.items}
+        fields: dict[str, Any] = {
+            "items": self._request.items,
+            "linked_case_id": self._request.linked_case_id,
+        }
         if self.ra is not None:
             fields |= {
                 "ra_number": self.ra.ra_number,

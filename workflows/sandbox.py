@@ -29,6 +29,7 @@ PASSED_THROUGH: tuple[str, ...] = (
     "workflows.rush_models",
     "workflows.order_change_models",
     "workflows.billing_dispute_models",
+    "workflows.cancellation_models",
     "workflows.calendar",
     "workflows.policy",
     "workflows.visibility",

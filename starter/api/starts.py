@@ -24,7 +24,7 @@ from starter.api.auth import BackendDep, Services, ServicesDep
 from starter.api.bodies import CLOUDEVENTS_TYPES, JSON_TYPES, fingerprint, read_json_object
 from starter.api.errors import ERRORS, ApiError, invalid
 from starter.api.store import IdempotencyKey
-from starter.api_models import CloudEvent, ErrorBody, StartedCaseView
+from starter.api_models import CloudEvent, ErrorBody, FieldError, StartedCaseView
 from workflows.models import CaseStatus
 
 log = structlog.get_logger(__name__)
@@ -43,6 +43,15 @@ async def open_case(
         request = procedure.request.model_validate(payload, extra="forbid")
     except ValidationError as err:
         raise invalid(err, prefix=prefix) from None
+    refusal = procedure.check(request, services.settings)
+    if refusal is not None:
+        field = ".".join(part for part in (prefix, procedure.check_field) if part)
+        raise ApiError(
+            422,
+            "validation_error",
+            f"{field}: {refusal}",
+            fields=[FieldError(field=field, message=refusal)],
+        )
     request_id = str(request.model_dump()["request_id"])
     case_id = case_id_for(procedure.case_type, request_id)
     request_key = IdempotencyKey(
