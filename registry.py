@@ -30,6 +30,12 @@ from workflows.complaint_models import (
     SupervisorAction,
 )
 from workflows.complaints import ComplaintWorkflow
+from workflows.freight_claim import FreightClaimWorkflow
+from workflows.freight_claim_models import (
+    CarrierSettlement,
+    FreightClaimRequest,
+    FreightClaimState,
+)
 from workflows.lot_watch import LotWatchWorkflow
 from workflows.models import (
     CaseState,
@@ -219,6 +225,13 @@ DELIVERY_ATTEMPTED = Event(
     actor="reported_by",
     signal="delivery_attempted",
 )
+CARRIER_SETTLED = Event(
+    "carrier_settled",
+    CarrierSettlement,
+    roles=("backend",),
+    actor="reported_by",
+    signal="carrier_settled",
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -306,8 +319,24 @@ RUSH: Procedure[RushOrderRequest] = Procedure(
     priority=Priority(priority_key=2),
 )
 
+FREIGHT_CLAIM: Procedure[FreightClaimRequest] = Procedure(
+    case_type=CaseType.FREIGHT_CLAIM,
+    workflow=FreightClaimWorkflow,
+    request=FreightClaimRequest,
+    state=FreightClaimState,
+    path="freight-claims",
+    event_type="freight.claim_filed",
+    title="file a freight claim for a damaged or lost shipment",
+    summary=lambda r: f"Freight claim ({r.kind.value}) ${r.amount:,.2f} for order {r.order_id}",
+    events=(STORE_CREDIT_CHOSEN, CARRIER_SETTLED),
+    cli={
+        "photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)"),
+        "skus": CliField(str, "SKU", "a sku to ship again, for a replacement (repeat for each)"),
+    },
+)
+
 # One entry per procedure: everything else derives from this tuple.
-PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT, RUSH)
+PROCEDURES: tuple[Procedure[Any], ...] = (REFUND, RETURN, COMPLAINT, RUSH, FREIGHT_CLAIM)
 
 
 # ---- lookups ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from activities import audit
 from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
+from activities.freight_claim import FreightClaimActivities
 from activities.notices import NoticeActivities
 from activities.orders import OrderInfo, OrderSystem
 from activities.payments import (
@@ -63,7 +64,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
-class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
+class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities, FreightClaimActivities):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
     def __init__(
@@ -111,6 +112,11 @@ class CaseActivities(NoticeActivities, ComplaintActivities, RushActivities):
             self.flag_priority,
             self.track_delivery,
             self.ask_carrier,
+            self.verify_claim,
+            self.place_claim_replacements,
+            self.file_claim,
+            self.claim_status,
+            self.open_freight_claim,
         ]
 
     # ---- the case record -----------------------------------------------------------------

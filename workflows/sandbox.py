@@ -27,6 +27,7 @@ PASSED_THROUGH: tuple[str, ...] = (
     "workflows.models",
     "workflows.complaint_models",
     "workflows.rush_models",
+    "workflows.freight_claim_models",
     "workflows.calendar",
     "workflows.policy",
     "workflows.visibility",

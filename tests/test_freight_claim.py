@@ -1,0 +1,279 @@
+"""FreightClaimWorkflow (SOPs Shipping Issues, Manager Authorization Required: freight
+claims over $200), specified against the time-skipping server and a real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from starter import start_case
+from tests.case_helpers import activities_in_order, audit, emails, events, timers_started
+from tests.conftest import Cases, Shop
+from tests.freight_claim_helpers import (
+    PHOTOS,
+    TRACKING,
+    approvals,
+    approve,
+    carrier_answers,
+    carrier_claims,
+    claim,
+    claim_state,
+    refunds,
+    reject,
+    replacement_orders,
+    shipped_order,
+    status_of,
+)
+from workflows.freight_claim_models import FreightClaimRequest
+from workflows.models import CaseStatus
+
+WEEK = timedelta(days=7)
+
+
+async def start(cases: Cases, request: FreightClaimRequest) -> WorkflowHandle[Any, Any]:
+    return await cases.start(start_case, request)
+
+
+def follow_ups(scheduled: list[str]) -> int:
+    return scheduled.count("claim_status")
+
+
+# ---- the threshold: strictly over 200.00 ---------------------------------------------------
+
+
+async def test_a_claim_of_exactly_200_needs_no_manager_and_is_refunded_at_once(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "200.00"))
+
+    state = await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+
+    assert state.approval is None and approvals(shop, handle.id) == []
+    [paid] = refunds(shop, handle.id)
+    assert paid.amount == Decimal("200.00")
+    assert state.refund_reference == paid.reference
+    [filed] = carrier_claims(shop, handle.id)
+    assert (filed.status, filed.amount) == ("filed", Decimal("200.00"))
+    assert state.carrier_reference == filed.reference
+    assert len(emails(shop, handle.id, "freight_claim_refunded")) == 1
+    assert "approval_requested" not in [e.template for e in emails(shop, handle.id)]
+
+
+async def test_a_claim_of_200_01_waits_for_a_manager_before_anything_is_paid_or_filed(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "200.01"))
+
+    state = await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+
+    assert state.approval is not None and state.approval.amount == Decimal("200.01")
+    [asked] = approvals(shop, handle.id)
+    assert (asked.kind, asked.rule, asked.status) == (
+        "authorization",
+        "FREIGHT_CLAIM_ABOVE",
+        "pending",
+    )
+    assert refunds(shop, handle.id) == []
+    assert carrier_claims(shop, handle.id) == []
+    assert len(emails(shop, handle.id, "approval_requested")) >= 1
+
+
+# ---- approved, rejected ----------------------------------------------------------------------
+
+
+async def test_an_approved_claim_pays_once_and_files_with_the_carrier_once(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "250.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+
+    await approve(client, handle.id)
+    state = await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+
+    [paid] = refunds(shop, handle.id)
+    assert paid.amount == Decimal("250.00")
+    [filed] = carrier_claims(shop, handle.id)
+    assert (filed.status, filed.amount, filed.order_id) == ("filed", Decimal("250.00"), order_id)
+    assert filed.key == f"{handle.id}/carrier-claim"
+    scheduled = await activities_in_order(handle)
+    assert scheduled.count("issue_refund") == 1 and scheduled.count("file_claim") == 1
+    assert scheduled.index("issue_refund") < scheduled.index("file_claim")
+    assert state.approval is not None and state.approval.decided_by == "mgr-mia"
+    recorded = events(shop, handle.id)
+    assert recorded.index("approval_approved") < recorded.index("carrier_claim_filed")
+
+
+async def test_a_rejected_claim_pays_nothing_files_nothing_and_tells_the_customer(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "280.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+
+    await reject(client, handle.id, "photos show the damage happened after delivery")
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.REJECTED)
+    assert final.outcome is not None and "after delivery" in final.outcome.reason
+    assert refunds(shop, handle.id) == []
+    assert carrier_claims(shop, handle.id) == []
+    [told] = emails(shop, handle.id, "freight_claim_rejected")
+    assert "after delivery" in told.body
+
+
+async def test_an_unanswered_approval_expires_and_the_customer_is_told(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "201.00"))
+
+    await handle.result()
+
+    await status_of(client, handle.id, CaseStatus.EXPIRED)
+    assert refunds(shop, handle.id) == [] and carrier_claims(shop, handle.id) == []
+    assert len(emails(shop, handle.id, "freight_claim_expired")) == 1
+
+
+async def test_a_claim_beyond_what_the_order_can_refund_is_rejected_at_verification(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop, "150.00")
+    handle = await start(cases, claim(order_id, "180.00"))
+
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.REJECTED)
+    assert final.outcome is not None and "150.00" in final.outcome.reason
+    assert approvals(shop, handle.id) == [] and refunds(shop, handle.id) == []
+    assert len(emails(shop, handle.id, "freight_claim_rejected")) == 1
+
+
+# ---- the evidence and the replacement ------------------------------------------------------
+
+
+async def test_the_claim_is_recorded_with_its_photos_and_tracking_number(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "120.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+
+    [recorded] = [line for line in audit(shop, handle.id) if line.event == "claim_recorded"]
+    assert recorded.actor == "agent-amy"
+    assert recorded.detail["photos"] == " ".join(PHOTOS)
+    assert recorded.detail["tracking_number"] == TRACKING
+    assert recorded.detail["kind"] == "damaged"
+
+
+async def test_a_replacement_ships_each_sku_instead_of_money(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    request = claim(
+        order_id, "300.00", resolution="replacement", skus=("BISON-RIBEYE", "ELK-SAUSAGE")
+    )
+    handle = await start(cases, request)
+    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await approve(client, handle.id)
+
+    state = await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+
+    assert refunds(shop, handle.id) == []
+    assert len(state.replacement_order_ids) == 2
+    placed = replacement_orders(shop, state.replacement_order_ids)
+    assert [(o.total, o.status, o.customer_id) for o in placed] == [
+        (Decimal("0.00"), "processing", "C-100")
+    ] * 2
+    [filed] = carrier_claims(shop, handle.id)
+    assert filed.amount == Decimal("300.00")
+    [told] = emails(shop, handle.id, "freight_claim_replacement")
+    assert "BISON-RIBEYE, ELK-SAUSAGE" in told.body
+
+
+async def test_a_replacement_of_a_sku_not_on_the_order_is_rejected(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(
+        cases, claim(order_id, "50.00", resolution="replacement", skus=("YAK-JERKY",))
+    )
+
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.REJECTED)
+    assert final.outcome is not None and "YAK-JERKY" in final.outcome.reason
+    assert carrier_claims(shop, handle.id) == []
+
+
+# ---- the carrier's follow-up ---------------------------------------------------------------
+
+
+async def test_weekly_carrier_follow_ups_stop_when_the_carrier_settles(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "150.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+    await timers_started(handle)
+
+    await env.sleep(WEEK + timedelta(minutes=1))
+    first = await claim_state(client, handle.id, lambda s: s.follow_ups == 1)
+    assert first.status is CaseStatus.AWAITING_CARRIER and first.carrier_status == "filed"
+    carrier_answers(shop, handle.id, "settled", "140.00")
+    await env.sleep(WEEK)
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.COMPLETED)
+    assert final.follow_ups == 2 and final.settled_amount == Decimal("140.00")
+    assert follow_ups(await activities_in_order(handle)) == 2
+    recorded = events(shop, handle.id)
+    assert recorded.count("carrier_followed_up") == 2
+    assert recorded.index("carrier_claim_settled") > recorded.index("carrier_followed_up")
+    assert len(refunds(shop, handle.id)) == 1  # the customer was paid once, before the carrier
+
+
+async def test_a_carrier_settled_event_ends_the_wait_without_another_follow_up(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "90.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+    await timers_started(handle)
+
+    payload = {"event_id": "cs-1", "settled_amount": "90.00", "reported_by": "backend"}
+    await handle.signal("carrier_settled", payload)
+    await handle.signal("carrier_settled", payload)  # the backend retried
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.COMPLETED)
+    assert final.settled_amount == Decimal("90.00") and final.follow_ups == 0
+    assert follow_ups(await activities_in_order(handle)) == 0
+    assert events(shop, handle.id).count("carrier_settled_reported") == 1
+
+
+async def test_no_settlement_after_30_days_escalates_to_accounting(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    order_id = shipped_order(shop)
+    handle = await start(cases, claim(order_id, "75.00"))
+
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.NEEDS_ATTENTION)
+    assert final.escalated_to_accounting and final.outcome is not None
+    assert "Accounting" in final.outcome.reason
+    # Days 7, 14, 21 and 28, and the last look at day 30.
+    assert final.follow_ups == 5
+    assert follow_ups(await activities_in_order(handle)) == 5
+    [filed] = carrier_claims(shop, handle.id)
+    [escalation] = emails(shop, handle.id, "freight_claim_accounting")
+    assert escalation.to_address == "accounting@exoticmeats.com"
+    assert filed.reference in escalation.body and "203" in escalation.body
+    assert len(refunds(shop, handle.id)) == 1
