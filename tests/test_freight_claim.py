@@ -3,13 +3,18 @@ claims over $200), specified against the time-skipping server and a real databas
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import update
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.cases import CaseActivities
+from infra.db import Order
+from settings import Settings
 from starter import start_case
 from tests.case_helpers import activities_in_order, audit, emails, events, timers_started
 from tests.conftest import Cases, Shop
@@ -28,7 +33,7 @@ from tests.freight_claim_helpers import (
     shipped_order,
     status_of,
 )
-from workflows.freight_claim_models import FreightClaimRequest
+from workflows.freight_claim_models import ClaimHandOff, ClaimOpened, FreightClaimRequest
 from workflows.models import CaseStatus
 
 WEEK = timedelta(days=7)
@@ -277,3 +282,48 @@ async def test_no_settlement_after_30_days_escalates_to_accounting(
     assert escalation.to_address == "accounting@exoticmeats.com"
     assert filed.reference in escalation.body and "203" in escalation.body
     assert len(refunds(shop, handle.id)) == 1
+
+
+# ---- the hand-off of a lost parcel -----------------------------------------------------------
+
+
+async def test_a_retried_hand_off_finds_the_claim_it_opened_after_the_claim_refunded_the_order(
+    client: Client, cases: Cases, shop: Shop, settings: Settings, activities: CaseActivities
+) -> None:
+    order_id = shipped_order(shop, "180.00")
+    hand_off = ClaimHandOff(
+        case_id="rush-req-lost-1", order_id=order_id, customer_id="C-100", tracking_number="1Z7"
+    )
+    attempt = ActivityEnvironment(client)
+    attempt.info = replace(ActivityEnvironment.default_info(), task_queue=settings.task_queue)
+
+    opened = await attempt.run(activities.open_freight_claim, hand_off)
+    assert opened.case_id is not None and opened.amount == Decimal("180.00")
+    cases.handles.append(client.get_workflow_handle(opened.case_id))
+    claimed = await status_of(client, opened.case_id, CaseStatus.AWAITING_CARRIER)
+    again = await attempt.run(activities.open_freight_claim, hand_off)
+
+    assert again == opened  # not "nothing left to claim", though the order is refunded now
+    assert (claimed.linked_case_id, claimed.kind, claimed.requested_by) == (
+        "rush-req-lost-1",
+        "lost",
+        "system",
+    )
+    assert [entry.amount for entry in refunds(shop, opened.case_id)] == [Decimal("180.00")]
+
+
+async def test_no_claim_is_opened_for_an_order_with_nothing_left_to_refund(
+    cases: Cases, shop: Shop, settings: Settings, activities: CaseActivities, client: Client
+) -> None:
+    order_id = shipped_order(shop, "180.00")
+    with shop.db.transaction() as session:
+        session.execute(update(Order).where(Order.id == order_id).values(refunded=Decimal("180")))
+    attempt = ActivityEnvironment(client)
+    attempt.info = replace(ActivityEnvironment.default_info(), task_queue=settings.task_queue)
+
+    opened = await attempt.run(
+        activities.open_freight_claim,
+        ClaimHandOff(case_id="rush-req-lost-2", order_id=order_id, customer_id="C-100"),
+    )
+
+    assert opened == ClaimOpened()
