@@ -23,6 +23,9 @@ STEP_OWNERS: dict[str, str] = {
     "release_refund": "accounting",
     # A rush fee the gateway would not take for PAYMENT_RETRY_FOR.
     "charge_rush_fee": "accounting",
+    # Freight claims with the carrier are Accounting's to pursue (ext. 203).
+    "file_claim": "accounting",
+    "claim_status": "accounting",
 }
 
 
