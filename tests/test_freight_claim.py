@@ -43,6 +43,12 @@ async def start(cases: Cases, request: FreightClaimRequest) -> WorkflowHandle[An
     return await cases.start(start_case, request)
 
 
+async def awaiting_approval(client: Client, handle: WorkflowHandle[Any, Any]) -> None:
+    """The approval was requested (its emails and row written) and the gate is waiting."""
+    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await timers_started(handle)
+
+
 def follow_ups(scheduled: list[str]) -> int:
     return scheduled.count("claim_status")
 
@@ -76,6 +82,7 @@ async def test_a_claim_of_200_01_waits_for_a_manager_before_anything_is_paid_or_
     handle = await start(cases, claim(order_id, "200.01"))
 
     state = await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await timers_started(handle)  # the request is out; the gate waits
 
     assert state.approval is not None and state.approval.amount == Decimal("200.01")
     [asked] = approvals(shop, handle.id)
@@ -97,7 +104,7 @@ async def test_an_approved_claim_pays_once_and_files_with_the_carrier_once(
 ) -> None:
     order_id = shipped_order(shop)
     handle = await start(cases, claim(order_id, "250.00"))
-    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await awaiting_approval(client, handle)
 
     await approve(client, handle.id)
     state = await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
@@ -120,7 +127,7 @@ async def test_a_rejected_claim_pays_nothing_files_nothing_and_tells_the_custome
 ) -> None:
     order_id = shipped_order(shop)
     handle = await start(cases, claim(order_id, "280.00"))
-    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await awaiting_approval(client, handle)
 
     await reject(client, handle.id, "photos show the damage happened after delivery")
     await handle.result()
@@ -185,7 +192,7 @@ async def test_a_replacement_ships_each_sku_instead_of_money(
         order_id, "300.00", resolution="replacement", skus=("BISON-RIBEYE", "ELK-SAUSAGE")
     )
     handle = await start(cases, request)
-    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await awaiting_approval(client, handle)
     await approve(client, handle.id)
 
     state = await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)

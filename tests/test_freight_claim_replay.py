@@ -62,9 +62,10 @@ async def over_200_approved_settled(
     )
     handle = await cases.start(start_case, request)
     await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await timers_started(handle)  # the gate waits for its reminder: the request is out
     await approve(client, handle.id)
     await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
-    await timers_started(handle, 2)  # the gate's reminder, then the first follow-up
+    await timers_started(handle, 2)  # then the first follow-up
     await env.sleep(timedelta(days=7, minutes=1))
     await claim_state(client, handle.id, lambda s: s.follow_ups == 1)
     carrier_answers(shop, handle.id, "settled", "230.00")
