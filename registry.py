@@ -32,6 +32,7 @@ from workflows.complaint_models import (
 from workflows.complaints import ComplaintWorkflow
 from workflows.freight_claim import FreightClaimWorkflow
 from workflows.freight_claim_models import (
+    AccountingClosing,
     CarrierSettlement,
     FreightClaimRequest,
     FreightClaimState,
@@ -232,6 +233,15 @@ CARRIER_SETTLED = Event(
     actor="reported_by",
     signal="carrier_settled",
 )
+ACCOUNTING_CLOSED = Event(
+    "accounting_closed",
+    AccountingClosing,
+    roles=("accounting",),
+    actor="closed_by",
+    signal="accounting_closed",
+    update="close_claim",
+    result=FreightClaimState,
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -328,7 +338,7 @@ FREIGHT_CLAIM: Procedure[FreightClaimRequest] = Procedure(
     event_type="freight.claim_filed",
     title="file a freight claim for a damaged or lost shipment",
     summary=lambda r: f"Freight claim ({r.kind.value}) ${r.amount:,.2f} for order {r.order_id}",
-    events=(STORE_CREDIT_CHOSEN, CARRIER_SETTLED),
+    events=(STORE_CREDIT_CHOSEN, CARRIER_SETTLED, ACCOUNTING_CLOSED),
     cli={
         "photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)"),
         "skus": CliField(str, "SKU", "a sku to ship again, for a replacement (repeat for each)"),

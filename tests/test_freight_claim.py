@@ -8,14 +8,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.cases import CaseActivities
 from infra.db import Order
+from registry import ACCOUNTING_CLOSED
 from settings import Settings
-from starter import start_case
+from starter import EventRefused, deliver, start_case
 from tests.case_helpers import activities_in_order, audit, emails, events, timers_started
 from tests.conftest import Cases, Shop
 from tests.freight_claim_helpers import (
@@ -33,7 +35,13 @@ from tests.freight_claim_helpers import (
     shipped_order,
     status_of,
 )
-from workflows.freight_claim_models import ClaimHandOff, ClaimOpened, FreightClaimRequest
+from workflows.freight_claim_models import (
+    AccountingClosing,
+    ClaimHandOff,
+    ClaimOpened,
+    FreightClaimRequest,
+    FreightClaimState,
+)
 from workflows.models import CaseStatus
 
 WEEK = timedelta(days=7)
@@ -47,6 +55,19 @@ async def awaiting_approval(client: Client, handle: WorkflowHandle[Any, Any]) ->
     """The approval was requested (its emails and row written) and the gate is waiting."""
     await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
     await timers_started(handle)
+
+
+async def close_by_accounting(
+    client: Client, case_id: str, event_id: str, settled: str | None = None
+) -> FreightClaimState:
+    closing = AccountingClosing(
+        event_id=event_id,
+        settled_amount=None if settled is None else Decimal(settled),
+        note="carrier paid after a call",
+        closed_by="acct-ana",
+    )
+    state: FreightClaimState = await deliver(client, case_id, ACCOUNTING_CLOSED, closing)
+    return state
 
 
 def follow_ups(scheduled: list[str]) -> int:
@@ -270,25 +291,41 @@ async def test_a_carrier_settled_event_ends_the_wait_without_another_follow_up(
     assert events(shop, handle.id).count("carrier_settled_reported") == 1
 
 
-async def test_no_settlement_after_30_days_escalates_to_accounting(
-    client: Client, cases: Cases, shop: Shop
+async def test_no_settlement_after_30_days_escalates_to_accounting_which_closes_it(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
 ) -> None:
     order_id = shipped_order(shop)
     handle = await start(cases, claim(order_id, "75.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+    await timers_started(handle)
+    with pytest.raises(EventRefused) as early:
+        await close_by_accounting(client, handle.id, "early-1")
+    assert early.value.kind == "NotWithAccounting"
 
-    await handle.result()
+    await env.sleep(timedelta(days=30, minutes=1))
+    escalated = await status_of(client, handle.id, CaseStatus.WITH_ACCOUNTING)
 
-    final = await status_of(client, handle.id, CaseStatus.NEEDS_ATTENTION)
-    assert final.escalated_to_accounting and final.outcome is not None
-    assert "Accounting" in final.outcome.reason
+    assert escalated.escalated_to_accounting
     # Days 7, 14, 21 and 28, and the last look at day 30.
-    assert final.follow_ups == 5
+    assert escalated.follow_ups == 5
     assert follow_ups(await activities_in_order(handle)) == 5
     [filed] = carrier_claims(shop, handle.id)
     [escalation] = emails(shop, handle.id, "freight_claim_accounting")
     assert escalation.to_address == "accounting@exoticmeats.com"
     assert filed.reference in escalation.body and "203" in escalation.body
     assert len(refunds(shop, handle.id)) == 1
+
+    await env.sleep(WEEK * 4)  # Accounting owns it now: no more follow-ups, however long
+    assert follow_ups(await activities_in_order(handle)) == 5
+    closed = await close_by_accounting(client, handle.id, "acct-1", settled="60.00")
+    await handle.result()
+
+    final = await status_of(client, handle.id, CaseStatus.COMPLETED)
+    assert closed.status is CaseStatus.WITH_ACCOUNTING  # the answer, before the case moved on
+    assert final.outcome is not None and "Accounting" in final.outcome.reason
+    assert final.settled_amount == Decimal("60.00")
+    [line] = [a for a in audit(shop, handle.id) if a.event == "accounting_closed"]
+    assert line.actor == "acct-ana"
 
 
 # ---- the hand-off of a lost parcel -----------------------------------------------------------

@@ -150,3 +150,28 @@ async def test_a_freight_claim_filed_from_the_command_line(
     state = await status_of(client, case_id, CaseStatus.AWAITING_CARRIER)
     assert state.skus == ("BISON-RIBEYE", "ELK-SAUSAGE")
     assert len(state.replacement_order_ids) == 2
+
+
+async def test_accounting_closes_a_claim_only_once_it_has_it_and_only_accounting_may(
+    http: httpx.AsyncClient, client: Client, cases: Cases, shop: Shop
+) -> None:
+    response = await http.post(
+        "/v1/freight-claims", json=body(shipped_order(shop)), headers=shop.auth("backend")
+    )
+    case_id = response.json()["case_id"]
+    cases.handles.append(client.get_workflow_handle(case_id))
+    await status_of(client, case_id, CaseStatus.AWAITING_CARRIER)
+    closing = {"type": "accounting_closed", "event_id": "acct-1", "note": "written off"}
+
+    forbidden = await http.post(
+        f"/v1/cases/{case_id}/events", json=closing, headers=shop.auth("mgr-mia")
+    )
+    early = await http.post(
+        f"/v1/cases/{case_id}/events", json=closing, headers=shop.auth("acct-ana")
+    )
+
+    assert forbidden.status_code == 403 and "accounting" in forbidden.json()["detail"]
+    assert early.status_code == 409, early.text
+    assert early.json()["error"] == "not_with_accounting"
+    state = await status_of(client, case_id, CaseStatus.AWAITING_CARRIER)
+    assert state.outcome is None

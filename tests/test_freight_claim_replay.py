@@ -17,7 +17,8 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from starter import start_case
+from registry import ACCOUNTING_CLOSED
+from starter import deliver, start_case
 from tests.case_helpers import timers_started
 from tests.conftest import Cases, Shop
 from tests.freight_claim_helpers import (
@@ -30,6 +31,7 @@ from tests.freight_claim_helpers import (
 )
 from tests.recorded_histories import ROOT, Shelf
 from workflows.freight_claim import FreightClaimWorkflow
+from workflows.freight_claim_models import AccountingClosing
 from workflows.models import CaseStatus
 
 SHELF = Shelf(ROOT / "freight_claims", FreightClaimWorkflow)
@@ -75,16 +77,21 @@ async def over_200_approved_settled(
 async def escalated_to_accounting(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
 ) -> WorkflowHandle[Any, Any]:
-    """Never settled: five follow-ups over 30 days, then Accounting."""
+    """Never settled: five follow-ups over 30 days, then Accounting, which closes it."""
     handle = await cases.start(start_case, claim(shipped_order(shop), "60.00", kind="lost"))
     await status_of(client, handle.id, CaseStatus.AWAITING_CARRIER)
+    await timers_started(handle)
+    await env.sleep(timedelta(days=30, minutes=1))
+    await status_of(client, handle.id, CaseStatus.WITH_ACCOUNTING)
+    closing = AccountingClosing(event_id="acct-1", note="written off", closed_by="acct-ana")
+    await deliver(client, handle.id, ACCOUNTING_CLOSED, closing)
     return handle
 
 
 SCENARIOS: dict[str, tuple[Scenario, CaseStatus]] = {
     "claim_under_200_refunded": (under_200_refunded, CaseStatus.COMPLETED),
     "claim_over_200_approved_settled": (over_200_approved_settled, CaseStatus.COMPLETED),
-    "claim_escalated_to_accounting": (escalated_to_accounting, CaseStatus.NEEDS_ATTENTION),
+    "claim_escalated_to_accounting": (escalated_to_accounting, CaseStatus.COMPLETED),
 }
 
 

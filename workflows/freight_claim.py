@@ -5,7 +5,7 @@ carrier for investigation') and Manager Authorization Required ('Freight claims 
 record the claim with its evidence, verify it against the order, a manager strictly over
 FREIGHT_CLAIM_ABOVE, make the customer whole (the shared refund, or a replacement), file the
 claim with the carrier and follow it up every CARRIER_FOLLOW_UP_EVERY until it settles or
-CARRIER_CLAIM_WAIT passes; then Accounting (ext. 203) takes it over.
+CARRIER_CLAIM_WAIT passes; then Accounting (ext. 203) takes it over and closes it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from workflows.refunding import RefundingCase, relayed
 
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import policy
     from workflows.freight_claim_models import (
+        AccountingClosing,
         CarrierClaimStatus,
         CarrierSettlement,
         ClaimCheck,
@@ -77,6 +79,7 @@ class FreightClaimWorkflow(RefundingCase):
         self._follow_ups = 0
         self._wait_until: datetime | None = None
         self._with_accounting = False
+        self._closing: AccountingClosing | None = None
 
     @workflow.run
     async def run(self, request: FreightClaimRequest) -> Outcome:
@@ -96,7 +99,10 @@ class FreightClaimWorkflow(RefundingCase):
         filed_at = await self.file_with_carrier(request)
         answer = await self.follow_up(filed_at)
         if answer is None:
-            return await self.escalate_to_accounting(filed_at)
+            await self.escalate_to_accounting(filed_at)
+            answer = await self.await_accounting()
+            if answer is None:
+                return await self.closed_by_accounting()
         return await self.close(answer)
 
     # ---- the steps -----------------------------------------------------------------------
@@ -299,14 +305,16 @@ class FreightClaimWorkflow(RefundingCase):
             ),
         )
 
-    async def escalate_to_accounting(self, filed_at: datetime) -> Outcome:
-        """Step 7 (no answer): CARRIER_CLAIM_WAIT passed - Accounting (ext. 203) pursues it."""
+    async def escalate_to_accounting(self, filed_at: datetime) -> None:
+        """Step 7 (no answer): CARRIER_CLAIM_WAIT passed - Accounting (ext. 203) takes it over."""
         days = self.rules.freight_claim.carrier_wait.days
         self._with_accounting = True
         await self.notify(
             "freight_claim_accounting",
             Recipient.DEPARTMENT,
             department="accounting",
+            status=CaseStatus.WITH_ACCOUNTING,
+            step=f"With Accounting: claim {self._carrier_reference} unsettled after {days} days",
             event="escalated_to_accounting",
             detail={"reference": self._carrier_reference or ""},
             context={
@@ -316,11 +324,39 @@ class FreightClaimWorkflow(RefundingCase):
                 "follow_ups": str(self._follow_ups),
             },
         )
+
+    async def await_accounting(self) -> ClaimStatus | None:
+        """Step 8: Accounting owns the claim until it closes it (``accounting_closed``); a late
+        settlement relayed from the carrier closes it too (its answer, or None)."""
+        await self.wait_condition(lambda: self._closing is not None or self._reported())
+        return self._reported_status() if self._closing is None else None
+
+    async def closed_by_accounting(self) -> Outcome:
+        """Step 8 (cont.): Accounting closed the claim; the customer was made whole already."""
+        closing = self._closing
+        assert closing is not None
+        recovered = closing.settled_amount
+        await self.record(
+            "accounting_closed",
+            actor=closing.closed_by,
+            detail={
+                "settled_amount": f"{recovered:.2f}" if recovered is not None else "",
+                "note": closing.note,
+                **relayed(closing.on_behalf_of),
+            },
+        )
+        if recovered is not None:
+            self._carrier = ClaimStatus(status=CarrierClaimStatus.SETTLED, settled_amount=recovered)
+        note = f": {closing.note}" if closing.note else ""
         return await self.finish(
-            CaseStatus.NEEDS_ATTENTION,
-            reason=(
-                f"the carrier has not settled claim {self._carrier_reference} after {days} "
-                "days; escalated to Accounting"
+            CaseStatus.COMPLETED,
+            reason=f"closed by Accounting{note}",
+            outcome=Outcome(
+                status=CaseStatus.COMPLETED,
+                reason=f"closed by Accounting{note}",
+                amount=self._amount,
+                method=self.refund_method if self._refund_reference else None,
+                reference=self._refund_reference or self._carrier_reference,
             ),
         )
 
@@ -332,7 +368,8 @@ class FreightClaimWorkflow(RefundingCase):
         settlement = await self.parse_signal("carrier_settled", CarrierSettlement, payload)
         if settlement is None:
             return
-        if self._settlement is not None or (self._carrier is not None and self._carrier.closed):
+        closed = self._carrier is not None and self._carrier.closed
+        if self._settlement is not None or closed or self._closing is not None:
             await self.record(
                 "carrier_settled_ignored",
                 actor=settlement.reported_by,
@@ -349,6 +386,49 @@ class FreightClaimWorkflow(RefundingCase):
                 **relayed(settlement.on_behalf_of),
             },
         )
+
+    @workflow.update(name="close_claim")
+    async def close_claim(self, closing: AccountingClosing) -> FreightClaimState:
+        """Accounting closes the claim it took over; refused before it was handed over."""
+        if self._closing is None:
+            self._closing = closing
+        state = self.state()
+        assert isinstance(state, FreightClaimState)
+        return state
+
+    @close_claim.validator
+    def _validate_close(self, closing: AccountingClosing) -> None:
+        refusal = self._closing_refusal(closing)
+        if refusal is not None:
+            raise ApplicationError(refusal[1], type=refusal[0], non_retryable=True)
+
+    @workflow.signal(name="accounting_closed")
+    async def accounting_closed(self, payload: dict[str, Any]) -> None:
+        """The same closing, fire-and-forget (Temporal UI); an early one is recorded, ignored."""
+        closing = await self.parse_signal("accounting_closed", AccountingClosing, payload)
+        if closing is None:
+            return
+        refusal = self._closing_refusal(closing)
+        if refusal is not None:
+            await self.record(
+                "accounting_closed_ignored", actor=closing.closed_by, detail={"reason": refusal[1]}
+            )
+            return
+        self._closing = self._closing or closing
+
+    def _closing_refusal(self, closing: AccountingClosing) -> tuple[str, str] | None:
+        """Why Accounting cannot close the claim now (kind, message), or None."""
+        if self._closing is not None:
+            if self._closing.event_id == closing.event_id:
+                return None  # the same closing again: a retry
+            return ("AlreadyClosed", "Accounting already closed this claim")
+        if not self._with_accounting:
+            return (
+                "NotWithAccounting",
+                f"the claim is not with Accounting ({self._status}); the carrier is still "
+                "being followed up",
+            )
+        return None
 
     def _reported(self) -> bool:
         return self._settlement is not None

@@ -79,6 +79,16 @@ class CarrierSettlement(Model):
     on_behalf_of: Identifier | None = None
 
 
+class AccountingClosing(Model):
+    """Accounting closes a claim it took over: what the carrier paid in the end, if anything."""
+
+    event_id: Identifier
+    settled_amount: Money | None = None
+    note: Note = ""
+    closed_by: Identifier = "accounting"  # the authenticated caller (see StoreCreditChoice)
+    on_behalf_of: Identifier | None = None
+
+
 # ---- activity inputs and results ----------------------------------------------------------
 
 
