@@ -216,6 +216,7 @@ async def test_every_event_from_a_role_not_allowed_is_403_over_http(
 ) -> None:
     staff_of_role = {"agent": "agent-amy", "backend": "backend", "warehouse": "warehouse-wes"}
     staff_of_role |= {"supervisor": "sup-sam", "manager": "mgr-mia", "qa": "qa-quinn"}
+    staff_of_role["accounting"] = "acct-ana"
     for role in ROLES:
         if role in event.roles:
             continue
