@@ -40,6 +40,13 @@ from workflows.complaint_models import (
     SupervisorAction,
 )
 from workflows.complaints import ComplaintWorkflow
+from workflows.freight_claim import FreightClaimWorkflow
+from workflows.freight_claim_models import (
+    AccountingClosing,
+    CarrierSettlement,
+    FreightClaimRequest,
+    FreightClaimState,
+)
 from workflows.lot_watch import LotWatchWorkflow
 from workflows.models import (
     CaseState,
@@ -300,6 +307,22 @@ RETURN_DECLINED = Event(
     update="decline_return",
     result=CancellationState,
 )
+CARRIER_SETTLED = Event(
+    "carrier_settled",
+    CarrierSettlement,
+    roles=("backend",),
+    actor="reported_by",
+    signal="carrier_settled",
+)
+ACCOUNTING_CLOSED = Event(
+    "accounting_closed",
+    AccountingClosing,
+    roles=("accounting",),
+    actor="closed_by",
+    signal="accounting_closed",
+    update="close_claim",
+    result=FreightClaimState,
+)
 
 
 # ---- the procedures -----------------------------------------------------------------------
@@ -437,6 +460,22 @@ CANCELLATION: Procedure[CancellationRequest] = Procedure(
     check_field="reason",
 )
 
+FREIGHT_CLAIM: Procedure[FreightClaimRequest] = Procedure(
+    case_type=CaseType.FREIGHT_CLAIM,
+    workflow=FreightClaimWorkflow,
+    request=FreightClaimRequest,
+    state=FreightClaimState,
+    path="freight-claims",
+    event_type="freight.claim_filed",
+    title="file a freight claim for a damaged or lost shipment",
+    summary=lambda r: f"Freight claim ({r.kind.value}) ${r.amount:,.2f} for order {r.order_id}",
+    events=(STORE_CREDIT_CHOSEN, CARRIER_SETTLED, ACCOUNTING_CLOSED),
+    cli={
+        "photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)"),
+        "skus": CliField(str, "SKU", "a sku to ship again, for a replacement (repeat for each)"),
+    },
+)
+
 # One entry per procedure: everything else derives from this tuple.
 PROCEDURES: tuple[Procedure[Any], ...] = (
     REFUND,
@@ -445,6 +484,7 @@ PROCEDURES: tuple[Procedure[Any], ...] = (
     RUSH,
     CANCELLATION,
     ORDER_CHANGE,
+    FREIGHT_CLAIM,
     BILLING_DISPUTE,
 )
 

@@ -1,19 +1,22 @@
-"""The carrier: where a parcel is, and asking for an investigation or a redelivery.
+"""The carrier: where a parcel is, asking for an investigation or a redelivery, and freight
+claims (filed once, then asked where they stand).
 
 ``LocalCarrier`` is the default, real code over this product's database (``shipments``,
-written by whoever hears from the carrier, and ``carrier_requests``). A company wired to a
-real carrier implements ``Carrier`` and names it in CARRIER.
+written by whoever hears from the carrier, ``carrier_requests`` and ``carrier_claims``). A
+company wired to a real carrier implements ``Carrier`` and names it in CARRIER.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 
-from infra.db import CarrierRequestRecord, Database, Shipment
+from infra.db import CarrierClaim, CarrierRequestRecord, Database, Shipment
+from workflows.freight_claim_models import CarrierClaimStatus, ClaimStatus
 from workflows.rush_models import CarrierRequestKind, DeliveryState, Tracking
 
 _PREFIXES = {CarrierRequestKind.INVESTIGATION: "INV", CarrierRequestKind.REDELIVERY: "RDL"}
@@ -29,6 +32,18 @@ class Carrier(Protocol):
     ) -> str:
         """Ask for an investigation or a redelivery once per ``key``; return its reference
         (the first one, on a repeat)."""
+        ...
+
+    def file_claim(
+        self, key: str, *, case_id: str, order_id: str, amount: Decimal, at: datetime
+    ) -> str:
+        """File a freight claim for ``amount`` once per ``key``; return its reference (the
+        first one, on a repeat)."""
+        ...
+
+    def claim_status(self, key: str) -> ClaimStatus:
+        """Where the claim filed under ``key`` stands: filed, settled (and for how much) or
+        denied. ``LookupError`` for a key never filed."""
         ...
 
 
@@ -77,3 +92,40 @@ class LocalCarrier:
                 if existing is None:
                     raise
                 return existing.reference
+
+    def file_claim(
+        self, key: str, *, case_id: str, order_id: str, amount: Decimal, at: datetime
+    ) -> str:
+        reference = f"FCL-{hashlib.sha256(key.encode()).hexdigest()[:10].upper()}"
+        try:
+            with self._db.transaction() as session:
+                # As for requests: the primary key decides between concurrent attempts.
+                session.add(
+                    CarrierClaim(
+                        key=key,
+                        case_id=case_id,
+                        order_id=order_id,
+                        amount=amount,
+                        reference=reference,
+                        status=CarrierClaimStatus.FILED.value,
+                        settled_amount=None,
+                        filed_at=at,
+                        updated_at=at,
+                    )
+                )
+            return reference
+        except IntegrityError:
+            with self._db.read() as session:
+                existing = session.get(CarrierClaim, key)
+                if existing is None:
+                    raise
+                return existing.reference
+
+    def claim_status(self, key: str) -> ClaimStatus:
+        with self._db.read() as session:
+            claim = session.get(CarrierClaim, key)
+            if claim is None:
+                raise LookupError(f"no freight claim was filed under {key}")
+            return ClaimStatus(
+                status=CarrierClaimStatus(claim.status), settled_amount=claim.settled_amount
+            )

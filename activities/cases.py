@@ -21,6 +21,7 @@ from activities.cancellation import CancellationActivities
 from activities.carrier import Carrier
 from activities.complaints import ComplaintActivities
 from activities.decision_codes import DecisionCodes
+from activities.freight_claim import FreightClaimActivities
 from activities.notices import NoticeActivities
 from activities.order_change import OrderChangeActivities
 from activities.orders import OrderInfo, OrderSystem
@@ -73,6 +74,7 @@ class CaseActivities(
     OrderChangeActivities,
     BillingDisputeActivities,
     CancellationActivities,
+    FreightClaimActivities,
 ):
     """Every activity of every procedure; the emails' are inherited from NoticeActivities."""
 
@@ -129,6 +131,11 @@ class CaseActivities(
             self.document_dispute_resolution,
             self.assess_cancellation,
             self.cancel_order,
+            self.verify_claim,
+            self.place_claim_replacements,
+            self.file_claim,
+            self.claim_status,
+            self.open_freight_claim,
         ]
 
     # ---- the case record -----------------------------------------------------------------

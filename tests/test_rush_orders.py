@@ -29,6 +29,7 @@ from tests.case_helpers import (
     timers_started,
 )
 from tests.conftest import Cases, Shop
+from tests.freight_claim_helpers import claim_state as freight_claim_state
 from tests.rush_helpers import (
     FEE,
     accept,
@@ -407,9 +408,19 @@ async def test_a_parcel_the_carrier_lost_is_handed_to_the_cs_manager_for_a_freig
     await env.sleep(timedelta(days=1, hours=12))
 
     await handle.result()
-    final = await status_of(client, handle.id, CaseStatus.NEEDS_ATTENTION)
-    assert final.outcome is not None and "freight claim" in final.outcome.reason
+    final = await status_of(client, handle.id, CaseStatus.CLOSED)
+    claim_id = final.freight_claim_id
+    assert claim_id is not None and claim_id in (final.outcome.reason if final.outcome else "")
+    cases.handles.append(client.get_workflow_handle(claim_id))  # it outlives this case
+    # The claim: the parcel lost, linked to this case, for what the order can still refund
+    # (its 200.00: the rush fee was charged and refunded already), refunded at once.
+    claimed = await freight_claim_state(
+        client, claim_id, lambda s: s.status is CaseStatus.AWAITING_CARRIER
+    )
+    assert (claimed.linked_case_id, claimed.kind, claimed.order_id) == (handle.id, "lost", order_id)
+    assert claimed.amount == Decimal("200.00") and claimed.tracking_number == "1Z999"
+    assert [entry.amount for entry in refunds(shop, claim_id)] == [Decimal("200.00")]
     [handoff] = emails(shop, handle.id, "rush_lost")
-    assert handoff.to_address == "csmanager@exoticmeats.com"
+    assert handoff.to_address == "csmanager@exoticmeats.com" and claim_id in handoff.body
     assert len(emails(shop, handle.id, "rush_lost_customer")) == 1
     assert len(refunds(shop, handle.id)) == 1

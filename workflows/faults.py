@@ -25,6 +25,9 @@ STEP_OWNERS: dict[str, str] = {
     "charge_rush_fee": "accounting",
     # The cost of an order change the gateway would not take for PAYMENT_RETRY_FOR.
     "charge_order_change": "accounting",
+    # Freight claims with the carrier are Accounting's to pursue (ext. 203).
+    "file_claim": "accounting",
+    "claim_status": "accounting",
 }
 
 

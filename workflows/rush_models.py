@@ -184,6 +184,7 @@ class RushState(CaseState):
     fee_refunded: bool = False
     redeliveries: int = 0
     escalated: bool = False
+    freight_claim_id: str | None = None  # the freight claim a lost parcel handed off to
 
     def refusal_once_closed(self, message: BaseModel) -> tuple[str, str] | None:
         expired = self.status is CaseStatus.DECLINED and self.fee_answer is None

@@ -15,12 +15,14 @@ from temporalio import workflow
 from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.journal import ACTIVITY_TIMEOUT, DEFAULT_RETRY
 from workflows.refunding import PAYMENT_RETRY, RefundingCase, relayed
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
     from workflows import policy, visibility
+    from workflows.freight_claim_models import ClaimHandOff
     from workflows.models import ApproverLookup, CaseStatus, CaseType, Outcome, Recipient
     from workflows.rush_models import (
         Availability,
@@ -73,6 +75,7 @@ class RushOrderWorkflow(RefundingCase):
         self._fee_refunded = False
         self._escalated = False
         self._promise_moved = False
+        self._freight_claim: str | None = None  # the claim case a lost parcel handed off to
 
     @workflow.run
     async def run(self, request: RushOrderRequest) -> Outcome:
@@ -476,16 +479,49 @@ class RushOrderWorkflow(RefundingCase):
         )
 
     async def lost(self) -> Outcome:
-        """The carrier lost it: a freight claim is a person's work (the hand-off is the email)."""
+        """The carrier lost it: a freight claim case takes it over (refunding what the order
+        can still refund, pursuing the carrier), linked to this case; the CS manager is told."""
+        opened = await workflow.execute_activity_method(
+            CaseActivities.open_freight_claim,
+            ClaimHandOff(
+                case_id=self.case_id,
+                order_id=self._order_id,
+                customer_id=self._customer_id,
+                tracking_number=self._tracking.tracking_number,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=DEFAULT_RETRY,
+            summary="Open the freight claim",
+            priority=self.activity_priority,
+        )
+        self._freight_claim = opened.case_id
         await self.notify(
             "rush_lost",
             Recipient.CS_MANAGER,
-            event="freight_claim_needed",
-            context={"tracking_number": self._tracking.tracking_number or "(none)"},
+            event="freight_claim_opened" if opened.case_id else "freight_claim_needed",
+            detail={"freight_claim": opened.case_id} if opened.case_id else None,
+            context={
+                "tracking_number": self._tracking.tracking_number or "(none)",
+                "claim": (
+                    f"Freight claim case {opened.case_id} was opened for {opened.amount:.2f}: it"
+                    " refunds the customer and pursues the carrier."
+                    if opened.case_id and opened.amount is not None
+                    else "Nothing is left to refund on the order, so no freight claim case was"
+                    " opened: please settle it with the customer and the carrier."
+                ),
+            },
         )
+        if opened.case_id is None:
+            return await self.finish(
+                CaseStatus.NEEDS_ATTENTION,
+                reason="the carrier reports the parcel lost; nothing is left to claim on the "
+                "order, a person must settle it",
+                template="rush_lost_customer",
+            )
         return await self.finish(
-            CaseStatus.NEEDS_ATTENTION,
-            reason="the carrier reports the parcel lost; a freight claim is needed",
+            CaseStatus.CLOSED,
+            reason=f"the carrier reports the parcel lost; freight claim {opened.case_id} "
+            "took it over",
             template="rush_lost_customer",
         )
 
@@ -611,6 +647,7 @@ class RushOrderWorkflow(RefundingCase):
             "fee_refunded": self._fee_refunded,
             "redeliveries": self._redeliveries,
             "escalated": self._escalated,
+            "freight_claim_id": self._freight_claim,
         }
 
     def _show_promise(self, quote: RushQuote) -> None:

@@ -30,6 +30,7 @@ PASSED_THROUGH: tuple[str, ...] = (
     "workflows.order_change_models",
     "workflows.billing_dispute_models",
     "workflows.cancellation_models",
+    "workflows.freight_claim_models",
     "workflows.calendar",
     "workflows.policy",
     "workflows.visibility",
