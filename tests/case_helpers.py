@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -32,8 +32,16 @@ async def move_to(env: WorkflowEnvironment, weekday: int, hour: int, minute: int
     target += timedelta(days=(weekday - now.weekday()) % 7)
     if target <= now:
         target += timedelta(days=7)
-    await env.sleep(target - now)
+    # In UTC: two datetimes of one zone subtract as wall clocks, an hour off across DST.
+    await env.sleep(target.astimezone(UTC) - now.astimezone(UTC))
     return target
+
+
+async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> None:
+    """Skip the test server's clock forward to ``instant`` (which must be ahead)."""
+    now = await env.get_current_time()
+    assert instant > now, f"{instant} is already past ({now})"
+    await env.sleep(instant.astimezone(UTC) - now.astimezone(UTC))
 
 
 async def timers_started(handle: WorkflowHandle[Any, Any], count: int = 1) -> None:

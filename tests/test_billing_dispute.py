@@ -4,7 +4,7 @@ Required), specified against the time-skipping server and a real database."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,7 @@ from tests.case_helpers import (
     events,
     eventually,
     move_to,
+    sleep_until,
 )
 from tests.conftest import Cases, Shop
 from workflows import policy
@@ -66,12 +67,6 @@ async def reviewing(cases: Cases, client: Client, request: BillingDisputeRequest
 def amount_row(body: str, label: str, amount: str) -> bool:
     """The email's table has a row ``label`` ... ``amount`` (columns padded with spaces)."""
     return re.search(rf"^{re.escape(label)}\s+{re.escape(amount)}$", body, re.MULTILINE) is not None
-
-
-async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> None:
-    now = await env.get_current_time()
-    assert instant > now, f"{instant} is already past ({now})"
-    await env.sleep(instant - now)
 
 
 def addressed(shop: Shop, case_id: str, template: str) -> list[str]:

@@ -28,6 +28,7 @@ from tests.case_helpers import (
     events,
     eventually,
     move_to,
+    sleep_until,
 )
 from tests.conftest import Cases, Shop
 from tests.order_change_helpers import (
@@ -60,12 +61,6 @@ UNCHANGED = {"BISON-RIBEYE": (2, Decimal("60.00")), "ELK-SAUSAGE": (4, Decimal("
 
 async def start(cases: Cases, request: OrderChangeRequest) -> WorkflowHandle[Any, Any]:
     return await cases.start(start_case, request)
-
-
-async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> None:
-    now = await env.get_current_time()
-    assert instant > now, f"{instant} is already past ({now})"
-    await env.sleep(instant - now)
 
 
 # ---- quantity and item changes: the difference, charged or refunded once ----------------

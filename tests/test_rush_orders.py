@@ -26,6 +26,7 @@ from tests.case_helpers import (
     events,
     eventually,
     move_to,
+    sleep_until,
     timers_started,
 )
 from tests.conftest import Cases, Shop
@@ -57,12 +58,6 @@ async def start(cases: Cases, request: RushOrderRequest) -> WorkflowHandle[Any, 
 
 def eastern(instant: datetime) -> datetime:
     return instant.astimezone(EASTERN)
-
-
-async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> None:
-    now = await env.get_current_time()
-    assert instant > now, f"{instant} is already past ({now})"
-    await env.sleep(instant - now)
 
 
 # ---- the acceptance window ---------------------------------------------------------------
