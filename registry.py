@@ -48,20 +48,17 @@ from workflows.freight_claim_models import (
     FreightClaimState,
 )
 from workflows.lot_watch import LotWatchWorkflow
-from workflows.models import (
-    CaseState,
-    CaseType,
-    InspectionResult,
-    PackageReceived,
-    RaState,
-    RefundRequest,
-    ReturnRequest,
-    ReturnState,
-    StoreCreditChoice,
-)
+from workflows.models import CaseState, CaseType, RefundRequest, StoreCreditChoice
 from workflows.order_change import OrderChangeWorkflow
 from workflows.order_change_models import ChangeAnswer, OrderChangeRequest, OrderChangeState
 from workflows.refund import RefundWorkflow
+from workflows.return_models import (
+    InspectionResult,
+    PackageReceived,
+    RaState,
+    ReturnRequest,
+    ReturnState,
+)
 from workflows.returns import ReturnWorkflow
 from workflows.rush_models import CarrierReport, FeeAnswer, RushOrderRequest, RushState
 from workflows.rush_orders import RushOrderWorkflow

@@ -35,7 +35,8 @@ from workflows.cancellation_models import (
     OrderCancellation,
     OrderStanding,
 )
-from workflows.models import CaseType, ReturnItem, ReturnRequest
+from workflows.models import CaseType
+from workflows.return_models import ReturnItem, ReturnRequest
 
 # The order note that documents a cancellation's reason, for trend analysis.
 REASON_NOTE = "cancellation_reason"

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from activities import audit as audit_trail
 from infra.db import Database, ReturnAuthorization
 from workflows import policy
-from workflows.models import AuditEntry, RaIssue, RaIssued, RaState, RaStatus
+from workflows.models import AuditEntry
+from workflows.return_models import RaIssue, RaIssued, RaState, RaStatus
 
 LIVE = (RaStatus.ISSUED.value, RaStatus.RECEIVED.value)
 

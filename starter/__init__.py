@@ -43,14 +43,16 @@ from workflows.models import (
     CaseState,
     CaseType,
     Decision,
+    RefundRequest,
+    StaffMember,
+    StoreCreditChoice,
+)
+from workflows.return_models import (
     InspectionResult,
     PackageReceived,
     RaState,
-    RefundRequest,
     ReturnRequest,
     ReturnState,
-    StaffMember,
-    StoreCreditChoice,
 )
 
 # How long a caller waits for a case to take an update (a decision, a warehouse event). With

@@ -39,14 +39,12 @@ from workflows.models import (
     CaseType,
     Decision,
     DecisionKind,
-    InspectionResult,
     Outcome,
-    PackageReceived,
     RefundInstruction,
     RefundReceipt,
     RefundRequest,
-    ReturnRequest,
 )
+from workflows.return_models import InspectionResult, PackageReceived, ReturnRequest
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 

@@ -30,14 +30,8 @@ from tests.cancellation_helpers import (
 )
 from tests.case_helpers import TUESDAY, audit, emails, events, eventually, move_to, state_of
 from tests.conftest import Cases, Shop
-from workflows.models import (
-    CaseStatus,
-    Decision,
-    DecisionKind,
-    RefundMethod,
-    ReturnState,
-    StoreCreditChoice,
-)
+from workflows.models import CaseStatus, Decision, DecisionKind, RefundMethod, StoreCreditChoice
+from workflows.return_models import ReturnState
 
 
 async def approve(client: Client, case_id: str) -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from workflows import policy
-from workflows.models import (
+from workflows.return_models import (
     OrderedLine,
     ReturnableOrder,
     ReturnItem,

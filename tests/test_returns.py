@@ -33,13 +33,15 @@ from workflows.models import (
     CaseStatus,
     Decision,
     DecisionKind,
+    StaffMember,
+    StoreCreditChoice,
+)
+from workflows.return_models import (
     InspectionResult,
     PackageReceived,
     RaStatus,
     ReturnRequest,
     ReturnState,
-    StaffMember,
-    StoreCreditChoice,
 )
 
 # 2 ribeyes at 150.00 and 3 jerky packs at 100.00: 600.00 in all.

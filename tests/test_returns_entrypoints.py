@@ -15,7 +15,8 @@ from tests.conftest import Cases, Shop
 from tests.test_cli import cli
 from tests.test_refund import ledger, wait_for_status
 from tests.test_returns import delivered_order
-from workflows.models import CaseStatus, ReturnState
+from workflows.models import CaseStatus
+from workflows.return_models import ReturnState
 
 
 async def test_return_driven_from_the_command_line(

@@ -14,16 +14,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, StringConstraints
 
-from workflows.models import (
-    Audited,
-    CaseState,
-    CaseStatus,
-    Identifier,
-    Model,
-    Money,
-    Note,
-    ReturnItem,
-)
+from workflows.models import Audited, CaseState, CaseStatus, Identifier, Model, Money, Note
+from workflows.return_models import ReturnItem
 
 # One of the CANCEL_REASONS (a code such as ``ordered_by_mistake``); the list is a setting.
 ReasonCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]

@@ -10,16 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from workflows.models import (
-    ApproverDirectory,
-    CaseRules,
-    RefundMethod,
-    ReturnableOrder,
-    ReturnEligibility,
-    ReturnItem,
-    ReturnVerdict,
-    StaffMember,
-)
+from workflows.models import ApproverDirectory, CaseRules, RefundMethod, StaffMember
+from workflows.return_models import ReturnableOrder, ReturnEligibility, ReturnItem, ReturnVerdict
 from workflows.rush_models import RushQuote
 
 REFUND_TIMELINES = {

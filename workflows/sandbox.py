@@ -5,8 +5,8 @@ clock read, ``random``, I/O and the like, so that a replay takes the same path a
 run. A pass-through module is the worker's own copy, handed in unchecked (and not re-imported
 for every run). So it must not contain workflow logic:
 
-- models (``workflows.models``, ``workflows.complaint_models``, ``workflows.rush_models``,
-  with ``workflows.calendar`` they embed) are pure data: they pass through, and one copy of
+- models (``workflows.models`` and each procedure's ``workflows.*_models``, with
+  ``workflows.calendar`` they embed) are pure data: they pass through, and one copy of
   each class keeps validation fast and ``isinstance`` simple;
 - pure helpers (``workflows.policy``: thresholds and deadlines computed from their arguments;
   ``workflows.visibility``: search attribute keys) pass through;
@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 PASSED_THROUGH: tuple[str, ...] = (
     "workflows.models",
     "workflows.complaint_models",
+    "workflows.return_models",
     "workflows.rush_models",
     "workflows.order_change_models",
     "workflows.billing_dispute_models",
