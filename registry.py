@@ -119,7 +119,10 @@ class Procedure(Generic[R]):
     the workers are busy, a procedure whose customer is waiting on the clock goes first.
     ``check`` judges a valid request against the settings in force (a reason from a list
     that is a setting): a sentence refusing it, which the entry points answer as bad input
-    on ``check_field`` (HTTP 422, CLI exit 2) before anything starts; None to go on."""
+    on ``check_field`` (HTTP 422, CLI exit 2) before anything starts; None to go on.
+    ``handed_over`` are request fields only a case handing work over sets (the case it came
+    from): the entry points refuse a caller's value (HTTP 422) and the CLI has no option
+    for them, so a link between cases is never a caller's word."""
 
     case_type: CaseType
     workflow: type
@@ -135,6 +138,7 @@ class Procedure(Generic[R]):
     priority: Priority = Priority.default
     check: Callable[[R, Settings], str | None] = lambda request, settings: None
     check_field: str = "body"
+    handed_over: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # The idempotency key and the case id both derive from it.
@@ -149,6 +153,9 @@ class Procedure(Generic[R]):
         unknown = set(self.cli) - set(self.request.model_fields)
         if unknown:
             raise TypeError(f"cli options for unknown fields {sorted(unknown)}")
+        unknown = set(self.handed_over) - set(self.request.model_fields)
+        if unknown:
+            raise TypeError(f"handed-over fields unknown to the request {sorted(unknown)}")
 
     @property
     def command(self) -> str:
@@ -366,6 +373,7 @@ RETURN: Procedure[ReturnRequest] = Procedure(
     cli={
         "items": CliField(_return_item, "SKU=QUANTITY", "an item to return (repeat for each sku)")
     },
+    handed_over=("linked_case_id",),  # the cancellation that offered the return
 )
 
 COMPLAINT: Procedure[ComplaintRequest] = Procedure(
@@ -471,6 +479,7 @@ FREIGHT_CLAIM: Procedure[FreightClaimRequest] = Procedure(
         "photos": CliField(str, "URL", "a photo's http(s) URL (repeat for each, at most 10)"),
         "skus": CliField(str, "SKU", "a sku to ship again, for a replacement (repeat for each)"),
     },
+    handed_over=("linked_case_id",),  # the rush order that handed a lost parcel over
 )
 
 # One entry per procedure: everything else derives from this tuple.

@@ -324,7 +324,7 @@ def add_start_command(sub: Any, procedure: Procedure[Any]) -> None:
     (``--order`` or ``--order-id`` for ``order_id``; a list field repeats, ``--item``)."""
     p = sub.add_parser(procedure.command, help=procedure.title)
     for name, field in procedure.request.model_fields.items():
-        if name != "request_id":
+        if name != "request_id" and name not in procedure.handed_over:
             _add_field(p, procedure, name, field)
     p.add_argument("--request-id", help="idempotency key (default: a new one)")
     p.set_defaults(run=partial(cmd_start, procedure))

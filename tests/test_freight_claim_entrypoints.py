@@ -49,9 +49,10 @@ def body(order_id: str, **fields: Any) -> dict[str, Any]:
         ({"skus": ["BISON-RIBEYE"]}, "skus"),
         ({"kind": "stolen"}, "kind"),
         ({"amount": "0.00"}, "amount"),
+        ({"linked_case_id": "rush-someone-elses"}, "linked_case_id"),
     ],
     ids=["not-http", "eleven-photos", "replacement-without-skus", "skus-with-refund", "kind",
-         "zero"],
+         "zero", "linked-by-a-caller"],
 )  # fmt: skip
 async def test_bad_freight_claims_are_422_and_start_nothing(
     http: httpx.AsyncClient, client: Client, shop: Shop, fields: dict[str, Any], field: str

@@ -248,7 +248,29 @@ def test_every_procedure_has_a_cli_command_for_each_request_field(
 ) -> None:
     command = _commands(build_parser())[procedure.command]
     options = {action.dest for action in command._actions}
-    assert set(procedure.request.model_fields) <= options
+    callers_fields = set(procedure.request.model_fields) - set(procedure.handed_over)
+    assert callers_fields <= options
+    # A link to the case that handed the work over is never a caller's to set.
+    assert not set(procedure.handed_over) & options
+
+
+@pytest.mark.parametrize("procedure", [p for p in PROCEDURES if p.handed_over], ids=by_name)
+async def test_a_caller_may_not_set_a_handed_over_field(
+    http: httpx.AsyncClient, procedure: Procedure[Any], shop: Shop
+) -> None:
+    for name in procedure.handed_over:
+        response = await http.post(
+            f"/v1/{procedure.path}",
+            json={"request_id": "req-handed-over", name: "some-case"},
+            headers=shop.auth("backend"),
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["fields"] == [
+            {
+                "field": name,
+                "message": "set by the case that hands the work over, never by a caller",
+            }
+        ]
 
 
 @pytest.mark.parametrize("procedure", PROCEDURES, ids=by_name)

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
-from starter import case_state
+from starter import case_exists, case_state
 from tests.conftest import Cases, Shop
 from tests.test_cli import cli
 from tests.test_refund import ledger, wait_for_status
@@ -139,3 +139,23 @@ async def test_package_with_a_wrong_ra_number_is_refused_over_http(
     conflict = await http.post(f"/v1/cases/{case_id}/events", json=early, headers=warehouse)
     assert conflict.status_code == 409, conflict.text
     assert conflict.json()["error"] == "not_inspecting"
+
+
+async def test_a_caller_cannot_link_a_return_to_another_case(
+    http: httpx.AsyncClient, client: Client, shop: Shop
+) -> None:
+    """Only the case that hands work over (a cancellation) links the return to itself."""
+    body = {
+        "request_id": "req-linked-1",
+        "order_id": "ORD-1001",
+        "customer_id": "C-100",
+        "items": [{"sku": "BISON-RIBEYE", "quantity": 1}],
+        "reason": "wrong cut",
+        "requested_by": "agent-amy",
+        "linked_case_id": "cancellation-someone-elses",
+    }
+    response = await http.post("/v1/returns", json=body, headers=shop.auth("backend"))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"][0]["field"] == "linked_case_id"
+    assert not await case_exists(client, "return-req-linked-1")

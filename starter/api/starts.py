@@ -39,6 +39,16 @@ async def open_case(
     prefix: str = "",
 ) -> JSONResponse:
     """Validate, claim the idempotency key(s), start; 202 when new, 200 for a repeat."""
+    named = [name for name in procedure.handed_over if name in payload]
+    if named:
+        field = ".".join(part for part in (prefix, named[0]) if part)
+        message = "set by the case that hands the work over, never by a caller"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"{field}: {message}",
+            fields=[FieldError(field=field, message=message)],
+        )
     try:
         request = procedure.request.model_validate(payload, extra="forbid")
     except ValidationError as err:
