@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
+from workflows.answers import Reply
 from workflows.journal import ACTIVITY_TIMEOUT, DEFAULT_RETRY
 from workflows.refunding import RefundingCase, relayed
 
@@ -57,9 +57,12 @@ class CancellationWorkflow(RefundingCase):
         self._request = request
         self._order_outcome: str | None = None
         self._refund_amount: Decimal | None = None
-        self._offer_until: datetime | None = None
-        self._answer: ReturnAnswer | None = None
-        self._return_wanted: bool | None = None
+        self.reply: Reply[ReturnAnswer] = Reply(
+            offer="return offer",
+            expired="OfferExpired",
+            pending="NoOfferPending",
+            show=lambda until: f"{until:%Y-%m-%d %H:%M} UTC",
+        )
         self._return_case_id: str | None = None
 
     @workflow.run
@@ -226,7 +229,7 @@ class CancellationWorkflow(RefundingCase):
         """Step 3 (shipped): it cannot be cancelled - offer a return and wait CANCEL_OFFER_WAIT
         for the customer's answer."""
         until = workflow.now() + self.rules.cancellation.offer_wait
-        self._offer_until = until
+        self.reply.until = until
         await self.notify(
             "cancellation_return_offered",
             Recipient.CUSTOMER,
@@ -237,7 +240,7 @@ class CancellationWorkflow(RefundingCase):
             context={"order_status": order_status, "answer_by": self._instant(until)},
         )
         answered = await self.wait_until(
-            until, "The customer's answer to the return offer", lambda: self._answer is not None
+            until, "The customer's answer to the return offer", self.reply.given
         )
         if not answered:
             return await self.finish(
@@ -245,10 +248,10 @@ class CancellationWorkflow(RefundingCase):
                 reason="the customer did not answer the return offer in time",
                 template="cancellation_closed",
             )
-        answer = self._answer
+        answer = self.reply.answer
         assert answer is not None
         detail = {"note": answer.note, **relayed(answer.on_behalf_of)}
-        if not self._return_wanted:
+        if not self.reply.yes:
             await self.record("return_declined", actor=answer.answered_by, detail=detail)
             return await self.finish(
                 CaseStatus.CLOSED,
@@ -290,66 +293,44 @@ class CancellationWorkflow(RefundingCase):
     @workflow.update(name="request_return")
     async def request_return(self, answer: ReturnAnswer) -> CancellationState:
         """The customer takes the return offered; refused once the offer expired."""
-        return self._answered(answer, wanted=True)
+        self.reply.take(answer, True)
+        return self._cancellation_state()
 
     @request_return.validator
     def _validate_request(self, answer: ReturnAnswer) -> None:
-        self._refuse_answer(answer, wanted=True)
+        self.reply.refuse(answer, True, waiting=self._offered())
 
     @workflow.update(name="decline_return")
     async def decline_return(self, answer: ReturnAnswer) -> CancellationState:
         """The customer declines the return offered: the case closes."""
-        return self._answered(answer, wanted=False)
+        self.reply.take(answer, False)
+        return self._cancellation_state()
 
     @decline_return.validator
     def _validate_decline(self, answer: ReturnAnswer) -> None:
-        self._refuse_answer(answer, wanted=False)
+        self.reply.refuse(answer, False, waiting=self._offered())
 
     @workflow.signal(name="return_requested")
     async def return_requested(self, payload: dict[str, Any]) -> None:
         """The same answer, fire-and-forget (Temporal UI); a late one is recorded, ignored."""
-        await self._answer_signal("return_requested", payload, wanted=True)
+        await self.reply.by_signal(
+            self, "return_requested", ReturnAnswer, payload, True, waiting=self._offered
+        )
 
     @workflow.signal(name="return_declined")
     async def return_declined(self, payload: dict[str, Any]) -> None:
-        await self._answer_signal("return_declined", payload, wanted=False)
+        await self.reply.by_signal(
+            self, "return_declined", ReturnAnswer, payload, False, waiting=self._offered
+        )
 
-    def _refusal(self, answer: ReturnAnswer, wanted: bool) -> tuple[str, str] | None:
-        """Why this answer cannot apply now (kind, message), or None."""
-        if self._answer is not None:
-            if self._answer.event_id == answer.event_id and self._return_wanted is wanted:
-                return None  # the same answer again: a retry
-            return ("AlreadyAnswered", "the customer already answered the return offer")
-        until = self._offer_until
-        if until is None or self._status is not CaseStatus.AWAITING_CUSTOMER:
-            return ("NoOfferPending", f"no return offer is waiting for an answer ({self._status})")
-        if workflow.now() >= until:
-            return ("OfferExpired", f"the return offer expired at {until:%Y-%m-%d %H:%M} UTC")
-        return None
+    def _offered(self) -> bool:
+        """The case waits for the customer's answer to the return it offered."""
+        return self._status is CaseStatus.AWAITING_CUSTOMER
 
-    def _refuse_answer(self, answer: ReturnAnswer, *, wanted: bool) -> None:
-        refusal = self._refusal(answer, wanted)
-        if refusal is not None:
-            raise ApplicationError(refusal[1], type=refusal[0], non_retryable=True)
-
-    def _answered(self, answer: ReturnAnswer, *, wanted: bool) -> CancellationState:
-        if self._answer is None:
-            self._answer, self._return_wanted = answer, wanted
+    def _cancellation_state(self) -> CancellationState:
         state = self.state()
         assert isinstance(state, CancellationState)
         return state
-
-    async def _answer_signal(self, name: str, payload: dict[str, Any], *, wanted: bool) -> None:
-        answer = await self.parse_signal(name, ReturnAnswer, payload)
-        if answer is None:
-            return
-        refusal = self._refusal(answer, wanted)
-        if refusal is not None:
-            await self.record(
-                f"{name}_ignored", actor=answer.answered_by, detail={"reason": refusal[1]}
-            )
-            return
-        self._answered(answer, wanted=wanted)
 
     # ---- what callers and emails see -------------------------------------------------------
 
@@ -360,10 +341,8 @@ class CancellationWorkflow(RefundingCase):
             "reason_text": self._request.reason_text,
             "order_outcome": self._order_outcome,
             "refund_amount": self._refund_amount,
-            "offer_until": self._offer_until,
-            "return_answer": None
-            if self._return_wanted is None
-            else ("requested" if self._return_wanted else "declined"),
+            "offer_until": self.reply.until,
+            "return_answer": self.reply.said("requested", "declined"),
             "return_case_id": self._return_case_id,
         }
 

@@ -14,6 +14,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.answers import Reply
 from workflows.refunding import PAYMENT_RETRY, RefundingCase, relayed
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
@@ -62,9 +63,13 @@ class OrderChangeWorkflow(RefundingCase):
         self._request = request
         self._commercial = False
         self._change: OrderChange | None = None
-        self._accept_by: datetime | None = None
-        self._answer: ChangeAnswer | None = None
-        self._accepted: bool | None = None
+        self.reply: Reply[ChangeAnswer] = Reply(
+            offer="quote",
+            expired="QuoteExpired",
+            pending="NoQuotePending",
+            show=self._instant,
+            consequence="the order is unchanged",
+        )
         self._applied = False
         self._charge: str | None = None
         self._refund: str | None = None
@@ -160,9 +165,10 @@ class OrderChangeWorkflow(RefundingCase):
         """Step 2 (cont.): the quote emailed, with the instant it stands until."""
         change = self._change
         assert change is not None
-        self._accept_by = self.rules.calendar.add_business_time(
+        accept_by = self.rules.calendar.add_business_time(
             workflow.now(), self.rules.order_change.accept_within
         )
+        self.reply.until = accept_by
         await self.notify(
             "order_change_quote",
             Recipient.CUSTOMER,
@@ -171,11 +177,11 @@ class OrderChangeWorkflow(RefundingCase):
             event="change_quote_sent",
             detail={
                 "difference": f"{change.difference:.2f}",
-                "accept_by": self._accept_by.isoformat(),
+                "accept_by": accept_by.isoformat(),
             },
             context={
                 **self._money_context(change),
-                "accept_by": self._instant(self._accept_by),
+                "accept_by": self._instant(accept_by),
                 "adjustment": (
                     f"It includes a price adjustment of {quote.adjustment:.2f}.\n"
                     if quote.adjustment
@@ -186,22 +192,23 @@ class OrderChangeWorkflow(RefundingCase):
 
     async def await_acceptance(self) -> bool:
         """Step 3: the customer's acceptance, within CHANGE_ACCEPT_WITHIN of business time."""
-        assert self._accept_by is not None
+        reply = self.reply
+        assert reply.until is not None
         answered = await self.wait_until(
-            self._accept_by, "The customer's answer to the quote", lambda: self._answer is not None
+            reply.until, "The customer's answer to the quote", reply.given
         )
-        if not answered or self._answer is None:
+        if not answered or reply.answer is None:
             return False
         await self.record(
-            "change_accepted" if self._accepted else "change_declined",
-            actor=self._answer.answered_by,
-            detail={"note": self._answer.note, **relayed(self._answer.on_behalf_of)},
+            "change_accepted" if reply.yes else "change_declined",
+            actor=reply.answer.answered_by,
+            detail={"note": reply.answer.note, **relayed(reply.answer.on_behalf_of)},
         )
-        return bool(self._accepted)
+        return bool(reply.yes)
 
     async def not_accepted(self) -> Outcome:
         """Step 3 (cont.): no change - the order stays as it was, and the customer knows."""
-        if self._answer is not None:
+        if self.reply.answer is not None:
             return await self.finish(
                 CaseStatus.DECLINED,
                 reason="the customer declined the quote; the order is unchanged",
@@ -316,68 +323,44 @@ class OrderChangeWorkflow(RefundingCase):
     @workflow.update(name="accept_change")
     async def accept_change(self, answer: ChangeAnswer) -> OrderChangeState:
         """The customer accepts the quote; refused once it expired."""
-        return self._answered(answer, accepted=True)
+        self.reply.take(answer, True)
+        return self._change_state()
 
     @accept_change.validator
     def _validate_accept(self, answer: ChangeAnswer) -> None:
-        self._refuse_answer(answer, accepted=True)
+        self.reply.refuse(answer, True, waiting=self._quoted())
 
     @workflow.update(name="decline_change")
     async def decline_change(self, answer: ChangeAnswer) -> OrderChangeState:
         """The customer declines the quote; the order stays as it is."""
-        return self._answered(answer, accepted=False)
+        self.reply.take(answer, False)
+        return self._change_state()
 
     @decline_change.validator
     def _validate_decline(self, answer: ChangeAnswer) -> None:
-        self._refuse_answer(answer, accepted=False)
+        self.reply.refuse(answer, False, waiting=self._quoted())
 
     @workflow.signal(name="change_accepted")
     async def change_accepted(self, payload: dict[str, Any]) -> None:
         """The same acceptance, fire-and-forget (Temporal UI); a late one is recorded, ignored."""
-        await self._answer_signal("change_accepted", payload, accepted=True)
+        await self.reply.by_signal(
+            self, "change_accepted", ChangeAnswer, payload, True, waiting=self._quoted
+        )
 
     @workflow.signal(name="change_declined")
     async def change_declined(self, payload: dict[str, Any]) -> None:
-        await self._answer_signal("change_declined", payload, accepted=False)
+        await self.reply.by_signal(
+            self, "change_declined", ChangeAnswer, payload, False, waiting=self._quoted
+        )
 
-    def _refusal(self, answer: ChangeAnswer, accepted: bool) -> tuple[str, str] | None:
-        """Why this answer cannot apply now (kind, message), or None."""
-        if self._answer is not None:
-            if self._answer.event_id == answer.event_id and self._accepted is accepted:
-                return None  # the same answer again: a retry
-            return ("AlreadyAnswered", "the customer already answered this quote")
-        if self._accept_by is None or self._status is not CaseStatus.AWAITING_CUSTOMER:
-            return ("NoQuotePending", f"no change quote is waiting for an answer ({self._status})")
-        if workflow.now() >= self._accept_by:
-            return (
-                "QuoteExpired",
-                f"the quote expired at {self._instant(self._accept_by)}; the order is unchanged",
-            )
-        return None
+    def _quoted(self) -> bool:
+        """The case waits for the customer's answer to its quote."""
+        return self._status is CaseStatus.AWAITING_CUSTOMER
 
-    def _refuse_answer(self, answer: ChangeAnswer, *, accepted: bool) -> None:
-        refusal = self._refusal(answer, accepted)
-        if refusal is not None:
-            raise ApplicationError(refusal[1], type=refusal[0], non_retryable=True)
-
-    def _answered(self, answer: ChangeAnswer, *, accepted: bool) -> OrderChangeState:
-        if self._answer is None:
-            self._answer, self._accepted = answer, accepted
+    def _change_state(self) -> OrderChangeState:
         state = self.state()
         assert isinstance(state, OrderChangeState)
         return state
-
-    async def _answer_signal(self, name: str, payload: dict[str, Any], *, accepted: bool) -> None:
-        answer = await self.parse_signal(name, ChangeAnswer, payload)
-        if answer is None:
-            return
-        refusal = self._refusal(answer, accepted)
-        if refusal is not None:
-            await self.record(
-                f"{name}_ignored", actor=answer.answered_by, detail={"reason": refusal[1]}
-            )
-            return
-        self._answered(answer, accepted=accepted)
 
     # ---- what callers and emails see -------------------------------------------------------
 
@@ -390,10 +373,8 @@ class OrderChangeWorkflow(RefundingCase):
             "difference": change.difference if change else None,
             "price_adjustment": self._request.price_adjustment,
             "commercial": self._commercial,
-            "accept_by": self._accept_by,
-            "answer": None
-            if self._accepted is None
-            else ("accepted" if self._accepted else "declined"),
+            "accept_by": self.reply.until,
+            "answer": self.reply.said("accepted", "declined"),
             "applied": self._applied,
             "charge_reference": self._charge,
             "refund_reference": self._refund,

@@ -7,13 +7,13 @@ missed one, the Shipping Issues SOP, are workflows/rush_delivery.py).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.answers import Reply
 from workflows.refunding import PAYMENT_RETRY, relayed
 from workflows.rush_delivery import RushDelivery
 
@@ -56,9 +56,13 @@ class RushOrderWorkflow(RushDelivery):
         )
         self._request = request
         self._vip = False
-        self._answer: FeeAnswer | None = None
-        self._accepted: bool | None = None
-        self._answered_at: datetime | None = None
+        self.reply: Reply[FeeAnswer] = Reply(
+            offer="quote",
+            expired="QuoteExpired",
+            pending="NoQuotePending",
+            show=self._instant,
+            consequence="the order ships as standard",
+        )
         self._promise_moved = False
 
     @workflow.run
@@ -127,6 +131,7 @@ class RushOrderWorkflow(RushDelivery):
             self.rules, at=workflow.now(), items=availability.items, vip=availability.vip
         )
         self._quote = quote
+        self.reply.until = quote.accept_by
         self._show_promise(quote)
         requested = self._request.requested_delivery_date
         short = requested is not None and requested < quote.promised_on
@@ -159,11 +164,13 @@ class RushOrderWorkflow(RushDelivery):
     async def await_acceptance(self, quote: RushQuote) -> bool:
         """Step 3: 'Confirm customer acceptance of additional costs', within RUSH_ACCEPT_WITHIN."""
         answered = await self.wait_until(
-            quote.accept_by, "The customer's answer to the quote", lambda: self._answer is not None
+            quote.accept_by,
+            "The customer's answer to the quote",
+            lambda: self.reply.answer is not None,
         )
-        if not answered or not self._accepted:
+        if not answered or not self.reply.yes:
             return False
-        answer, at = self._answer, self._answered_at
+        answer, at = self.reply.answer, self.reply.at
         assert answer is not None and at is not None
         await self.record(
             "fee_accepted",
@@ -186,8 +193,8 @@ class RushOrderWorkflow(RushDelivery):
 
     async def not_accepted(self) -> Outcome:
         """Step 3 (cont.): no rush - the order ships as standard, and the customer knows."""
-        if self._answer is not None:
-            answer = self._answer
+        if self.reply.answer is not None:
+            answer = self.reply.answer
             await self.record(
                 "fee_declined",
                 actor=answer.answered_by,
@@ -287,71 +294,44 @@ class RushOrderWorkflow(RushDelivery):
     @workflow.update(name="accept_fee")
     async def accept_fee(self, answer: FeeAnswer) -> RushState:
         """The customer accepts the fee; refused once the quote expired."""
-        return self._answered(answer, accepted=True)
+        self.reply.take(answer, True)
+        return self._rush_state()
 
     @accept_fee.validator
     def _validate_accept(self, answer: FeeAnswer) -> None:
-        self._refuse_answer(answer, accepted=True)
+        self.reply.refuse(answer, True, waiting=self._quoted())
 
     @workflow.update(name="decline_fee")
     async def decline_fee(self, answer: FeeAnswer) -> RushState:
         """The customer declines the fee; the order ships as standard."""
-        return self._answered(answer, accepted=False)
+        self.reply.take(answer, False)
+        return self._rush_state()
 
     @decline_fee.validator
     def _validate_decline(self, answer: FeeAnswer) -> None:
-        self._refuse_answer(answer, accepted=False)
+        self.reply.refuse(answer, False, waiting=self._quoted())
 
     @workflow.signal(name="fee_accepted")
     async def fee_accepted(self, payload: dict[str, Any]) -> None:
         """The same acceptance, fire-and-forget (Temporal UI); a late one is recorded, ignored."""
-        await self._answer_signal("fee_accepted", payload, accepted=True)
+        await self.reply.by_signal(
+            self, "fee_accepted", FeeAnswer, payload, True, waiting=self._quoted
+        )
 
     @workflow.signal(name="fee_declined")
     async def fee_declined(self, payload: dict[str, Any]) -> None:
-        await self._answer_signal("fee_declined", payload, accepted=False)
+        await self.reply.by_signal(
+            self, "fee_declined", FeeAnswer, payload, False, waiting=self._quoted
+        )
 
-    def _refusal(self, answer: FeeAnswer, accepted: bool) -> tuple[str, str] | None:
-        """Why this answer cannot apply now (kind, message), or None."""
-        if self._answer is not None:
-            if self._answer.event_id == answer.event_id and self._accepted is accepted:
-                return None  # the same answer again: a retry
-            return ("AlreadyAnswered", "the customer already answered this quote")
-        quote = self._quote
-        if quote is None or self._status is not CaseStatus.AWAITING_CUSTOMER:
-            return ("NoQuotePending", f"no rush quote is waiting for an answer ({self._status})")
-        if workflow.now() >= quote.accept_by:
-            return (
-                "QuoteExpired",
-                f"the quote expired at {self._instant(quote.accept_by)}; the order ships as "
-                "standard",
-            )
-        return None
+    def _quoted(self) -> bool:
+        """The case waits for the customer's answer to its quote."""
+        return self._status is CaseStatus.AWAITING_CUSTOMER
 
-    def _refuse_answer(self, answer: FeeAnswer, *, accepted: bool) -> None:
-        refusal = self._refusal(answer, accepted)
-        if refusal is not None:
-            raise ApplicationError(refusal[1], type=refusal[0], non_retryable=True)
-
-    def _answered(self, answer: FeeAnswer, *, accepted: bool) -> RushState:
-        if self._answer is None:
-            self._answer, self._accepted = answer, accepted
-            self._answered_at = workflow.now()
+    def _rush_state(self) -> RushState:
         state = self.state()
         assert isinstance(state, RushState)
         return state
-
-    async def _answer_signal(self, name: str, payload: dict[str, Any], *, accepted: bool) -> None:
-        answer = await self.parse_signal(name, FeeAnswer, payload)
-        if answer is None:
-            return
-        refusal = self._refusal(answer, accepted)
-        if refusal is not None:
-            await self.record(
-                f"{name}_ignored", actor=answer.answered_by, detail={"reason": refusal[1]}
-            )
-            return
-        self._answered(answer, accepted=accepted)
 
     # ---- what callers and emails see -------------------------------------------------------
 
@@ -366,9 +346,7 @@ class RushOrderWorkflow(RushDelivery):
             "accept_by": quote.accept_by if quote else None,
             "ships_on": quote.ships_on if quote else None,
             "promised_on": quote.promised_on if quote else None,
-            "fee_answer": None
-            if self._accepted is None
-            else ("accepted" if self._accepted else "declined"),
+            "fee_answer": self.reply.said("accepted", "declined"),
             "charge_reference": self._charge,
             "delivery": DeliveryState.DELIVERED if self.delivered else self._tracking.state,
             "tracking_number": self._tracking.tracking_number,
