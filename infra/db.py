@@ -247,6 +247,30 @@ class Approval(Base):
     rule: Mapped[str | None] = mapped_column(String(64))
 
 
+class SlaClock(Base):
+    """One deadline of a case on business time: when it started, warns (75% of its budget)
+    and falls due, and whether it warned, was breached or stopped in time.
+
+    One row per run of a clock (``key`` = case, clock and run), so a retried activity
+    records it once and a clock that runs again (a weekly follow-up) has a row per run.
+    """
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (Index("ix_sla_clocks_open", "stopped_at", "due_at"),)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    procedure: Mapped[str] = mapped_column(String(20), index=True)
+    clock: Mapped[str] = mapped_column(String(40), index=True)
+    owner: Mapped[str] = mapped_column(String(64))  # a role or a staff id: who is warned
+    budget_seconds: Mapped[int] = mapped_column(Integer)  # business seconds
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    warn_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class LedgerEntry(Base):
     """Money paid out. The unique key makes a retried payment a no-op."""
 
