@@ -6,12 +6,14 @@ only: the rules in force when a case opens are recorded with it (``CaseRules``).
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from holidays import country_holidays
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,7 @@ from workflows.models import (
     OrderChangeRules,
     RushRules,
 )
+from workflows.sla_models import SlaRules
 
 ROOT = Path(__file__).resolve().parent
 
@@ -164,6 +167,29 @@ class Settings(BaseSettings):
     carrier_follow_up_every: timedelta = timedelta(days=7)
     carrier_claim_wait: timedelta = timedelta(days=30)
 
+    # SLA clocks (docs/sla-clocks.md): the response standards in business time, and public
+    # holidays from the `holidays` package for a country (ISO code, "US") and optionally a
+    # subdivision ("TX"), added to HOLIDAYS for the years ahead; recorded with each case.
+    sla_email_response_within: timedelta = timedelta(hours=2)
+    sla_callback_within: timedelta = timedelta(hours=4)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+
+    @field_validator("sla_email_response_within", "sla_callback_within")
+    @classmethod
+    def _positive_sla(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+    @model_validator(mode="after")
+    def _known_holidays(self) -> Settings:
+        if self.holidays_country is not None:
+            public_holidays(self.holidays_country, self.holidays_subdivision, years=())
+        elif self.holidays_subdivision is not None:
+            raise ValueError("HOLIDAYS_SUBDIVISION needs HOLIDAYS_COUNTRY")
+        return self
+
     @field_validator("satisfaction_wait", "lot_alert_complaints", "late_escalate_after")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
@@ -234,8 +260,19 @@ class Settings(BaseSettings):
             opens=self.business_opens,
             closes=self.business_closes,
             workdays=self.business_days,
-            holidays=self.holidays,
+            holidays=self._holidays(),
         )
+
+    def _holidays(self) -> tuple[date, ...]:
+        """HOLIDAYS, and the country's public holidays from this year to two years ahead
+        (a case's longest wait is well inside), resolved now: a case records them."""
+        if self.holidays_country is None:
+            return self.holidays
+        year = datetime.now(UTC).year
+        found = public_holidays(
+            self.holidays_country, self.holidays_subdivision, years=range(year, year + 3)
+        )
+        return tuple(sorted({*self.holidays, *found}))
 
     def case_rules(self) -> CaseRules:
         """The rules a case opened now is held to, for its whole life."""
@@ -280,7 +317,26 @@ class Settings(BaseSettings):
                 follow_up_every=self.carrier_follow_up_every,
                 carrier_wait=self.carrier_claim_wait,
             ),
+            sla=SlaRules(
+                email_response_within=self.sla_email_response_within,
+                callback_within=self.sla_callback_within,
+            ),
         )
+
+
+def public_holidays(country: str, subdivision: str | None, *, years: Iterable[int]) -> set[date]:
+    """The public holidays of ``country`` (and ``subdivision``) in ``years``, from the
+    `holidays` package; ValueError for a country or subdivision it does not know."""
+    return set(_public_holidays(country, subdivision, tuple(years)))
+
+
+@lru_cache(maxsize=16)  # every case opening asks again; the answer is the same all year
+def _public_holidays(country: str, subdivision: str | None, years: tuple[int, ...]) -> list[date]:
+    try:
+        found = country_holidays(country, subdiv=subdivision, years=list(years))
+    except NotImplementedError as err:  # how the package says "unknown"
+        raise ValueError(f"the holidays package does not know {err}") from err
+    return list(found)
 
 
 @lru_cache(maxsize=1)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from infra.db import Approval, AuditRecord, Case
+from infra.db import Approval, AuditRecord, Case, SlaClock
 from workflows.models import ApprovalState, AuditEntry, CaseOpening, CaseRules, CaseStatus
+from workflows.sla_models import ClockMark
 
 
 def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
@@ -56,7 +57,31 @@ def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
             case.updated_at = max(case.updated_at, entry.at)
         if entry.approval is not None:
             _save_approval(session, entry.case_id, entry.approval)
+        write_clocks(session, entry.clocks)
     return added
+
+
+def write_clocks(session: Session, marks: Sequence[ClockMark]) -> None:
+    """Each clock's row as its marks know it: an instant once written stays, so marks
+    written twice, or out of order, leave the same row."""
+    for mark in marks:
+        row = session.get(SlaClock, mark.key)
+        if row is None:
+            row = SlaClock(
+                key=mark.key,
+                case_id=mark.case_id,
+                procedure=mark.procedure,
+                clock=mark.clock.value,
+                owner=mark.owner,
+                budget_seconds=mark.budget_seconds,
+                started_at=mark.started_at,
+                warn_at=mark.warn_at,
+                due_at=mark.due_at,
+            )
+            session.add(row)
+        row.warned_at = row.warned_at or mark.warned_at
+        row.breached_at = row.breached_at or mark.breached_at
+        row.stopped_at = row.stopped_at or mark.stopped_at
 
 
 def write_one(session: Session, entry: AuditEntry) -> bool:

@@ -177,6 +177,7 @@ class CaseActivities(
         """Lines that found no effect to ride with: written before the case waits or ends."""
         with self.db.transaction() as session:
             audit.write(session, lines.lines)
+            audit.write_clocks(session, lines.clocks)
 
     # ---- the order system ----------------------------------------------------------------
 

@@ -216,3 +216,23 @@ def test_a_calendar_that_never_opens_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="no open hours"):
         every_day.add_business_time(ny("2026-01-01", "09:00"), hours(1))
+
+
+def test_business_time_between_counts_only_open_hours_across_a_weekend() -> None:
+    friday_afternoon, monday_noon = ny("2026-11-20", "16:00"), ny("2026-11-23", "12:00")
+
+    assert CALENDAR.business_time_between(friday_afternoon, monday_noon) == timedelta(hours=8)
+
+
+def test_business_time_between_is_the_inverse_of_adding_business_time() -> None:
+    start = ny("2026-11-25", "19:30")  # the evening before Thanksgiving
+    for hours in (0, 1, 4, 12, 30):
+        due = CALENDAR.add_business_time(start, timedelta(hours=hours))
+        assert CALENDAR.business_time_between(start, due) == timedelta(hours=hours)
+
+
+def test_business_time_between_is_zero_backwards_or_while_closed() -> None:
+    saturday, sunday = ny("2026-11-21", "09:00"), ny("2026-11-22", "18:00")
+
+    assert CALENDAR.business_time_between(sunday, saturday) == timedelta(0)
+    assert CALENDAR.business_time_between(saturday, sunday) == timedelta(0)

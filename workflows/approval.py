@@ -17,6 +17,8 @@ from typing import Protocol, TypeVar
 
 from temporalio import workflow
 
+from workflows.sla import SlaClocks
+
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
@@ -34,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionKind,
         Recipient,
     )
+    from workflows.sla_models import Clock, Owner
 
 # Decisions are confirmed by the `verify_decision` activity before they apply (the directory
 # as of the decision's instant; a signal's decision code). Cases that decided before this
@@ -54,6 +57,11 @@ class GatedCase(Protocol):
 
     @property
     def rules(self) -> CaseRules: ...
+
+    @property
+    def sla(self) -> SlaClocks:
+        """The case's SLA clocks: the request's escalation and expiry run on them."""
+        ...
 
     async def call(self, activity: Callable[[CaseActivities, A], R], arg: A, *, summary: str) -> R:
         """Run an activity of the case (its retry policy and timeouts) and return its result."""
@@ -200,6 +208,17 @@ class ApprovalGate:
             rule=rule,
         )
         await self._refresh_approvers()
+        # Started before the request's email, so that their rows are written with it.
+        escalation = case.sla.start(
+            Clock.APPROVAL_ESCALATION,
+            due=escalate_at,
+            owner=Owner.APPROVERS,
+            staff_ids=self.state.eligible_approvers,
+            started=requested_at,
+        )
+        expiry = case.sla.start(
+            Clock.APPROVAL_EXPIRY, due=due_at, owner=Owner.CS_MANAGER, started=requested_at
+        )
         await case.notify(
             "approval_requested",
             Recipient.APPROVERS,
@@ -214,9 +233,13 @@ class ApprovalGate:
 
         if not await self._decided_by(remind_at, "Remind approvers"):
             await self._remind()
-        if not await self._decided_by(escalate_at, "Escalate to the CS manager"):
+        decided = await self._decided_by(escalate_at, "Escalate to the CS manager")
+        await case.sla.stop(escalation, met=decided)
+        if not decided:
             await self._escalate("no decision within the escalation time")
-        if not await self._decided_by(due_at, "Approval request expires"):
+        decided = await self._decided_by(due_at, "Approval request expires")
+        await case.sla.stop(expiry, met=decided)
+        if not decided:
             self.state = self.state.model_copy(update={"status": ApprovalStatus.EXPIRED})
             await case.record("approval_expired", approval=self.state)
             return self.state

@@ -111,6 +111,21 @@ class BusinessCalendar(BaseModel):
             day += timedelta(days=1)
         raise ValueError("business calendar has no open hours in the next two years")
 
+    def business_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """The open hours between ``start`` and ``end`` (zero when ``end`` is not later):
+        the inverse of ``add_business_time``, so a deadline's budget can be measured."""
+        start, end = _aware(start), _aware(end)
+        zone = _zone(self.timezone)
+        total = timedelta(0)
+        day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+        while day <= last:
+            window = self._window(day)
+            if window is not None:
+                overlap = min(end, window[1]) - max(start, window[0])
+                total += max(overlap, timedelta(0))
+            day += timedelta(days=1)
+        return total
+
     def add_business_days(self, start: datetime, days: int) -> datetime:
         """``days`` full business days of open hours after ``start``."""
         return self.add_business_time(start, self.business_day * days)

@@ -254,6 +254,8 @@ class CaseWorkflow(CaseJournal):
             self._pending = [kept for kept in self._pending if kept is not entry]
             self._unwritten(entry, line, before)
             raise
+        # Its waits run under SLA clocks on the calendar it opened with (workflows/sla.py).
+        self.sla.enable(procedure=self.case_type.value, calendar=self._rules.calendar)
         return self._rules
 
     def notice_context(self) -> dict[str, str]:
@@ -278,6 +280,7 @@ class CaseWorkflow(CaseJournal):
         """End the case: tell the customer (when there is a template) and return the outcome."""
         step = f"Closed: {reason}" if reason else "Closed"
         event, detail = f"case_{status.value}", {"reason": reason}
+        await self.sla.stop_all()  # their stops ride with the closing line
         self._waits += 1  # the case ends: nothing is held back from here on
         if template:
             await self.notify(
@@ -318,6 +321,7 @@ class CaseWorkflow(CaseJournal):
         reason, detail, department = describe_fault(error)
         workflow.logger.warning("case stopped on a fault: %s", reason)
         failed_step = self._step
+        self.sla.stop_all_now()  # their stops ride with this line
         entry = self._entry(
             "case_needs_attention",
             "system",

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 
+from workflows.sla import RunningClock, SlaClocks
+
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
@@ -32,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Recipient,
         TimelineEntry,
     )
+    from workflows.sla_models import ClockMark
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -71,6 +74,8 @@ class CaseJournal:
         # The task priority of the case's activities: a procedure raises it for urgent work
         # (a VIP's rush order); the default inherits the case's own (set when it started).
         self.activity_priority = Priority.default
+        # The case's SLA clocks; their marks ride with its audit lines (workflows/sla.py).
+        self.sla = SlaClocks(self)
 
     def copies_cs_manager(self, recipient: Recipient) -> bool:
         """Whether an email to ``recipient`` goes to the CS manager too (complaints: the
@@ -153,6 +158,7 @@ class CaseJournal:
         detail = detail or {}
         self._timeline.append(TimelineEntry(at=at, event=event, actor=actor, detail=detail))
         return AuditEntry(
+            clocks=self.sla.take_marks(),
             case_id=self.case_id,
             seq=self._seq,
             at=at,
@@ -203,17 +209,27 @@ class CaseJournal:
             raise
 
     async def flush(self) -> None:
-        """Write every pending line now (one activity), before the case waits or ends."""
-        while self._pending:
-            lines = self._take_pending()
+        """Write every pending line now (one activity), before the case waits or ends, with
+        the clock marks no line carries yet (a clock started since the last line)."""
+        while self._pending or self.sla.has_marks():
+            lines, marks = self._take_pending(), self.sla.take_marks()
             try:
-                await self._write_lines(lines, summary=f"Audit: {lines[-1].event}")
+                await self._write_lines(
+                    lines,
+                    summary=f"Audit: {lines[-1].event}" if lines else "SLA clocks",
+                    clocks=marks,
+                )
             except BaseException:
                 self._restore(lines)
+                self.sla.restore_marks(marks)
                 raise
 
-    async def _write_lines(self, lines: tuple[AuditEntry, ...], *, summary: str) -> None:
-        await self.call(CaseActivities.record_lines, AuditLines(lines=lines), summary=summary)
+    async def _write_lines(
+        self, lines: tuple[AuditEntry, ...], *, summary: str, clocks: tuple[ClockMark, ...] = ()
+    ) -> None:
+        await self.call(
+            CaseActivities.record_lines, AuditLines(lines=lines, clocks=clocks), summary=summary
+        )
 
     def _take_pending(self) -> tuple[AuditEntry, ...]:
         lines, self._pending = tuple(self._pending), []
@@ -244,14 +260,24 @@ class CaseJournal:
             self._waits -= 1
 
     async def wait_until(
-        self, deadline: datetime, what: str, done: Callable[[], bool] = lambda: False
+        self,
+        deadline: datetime,
+        what: str,
+        done: Callable[[], bool] = lambda: False,
+        *,
+        clock: RunningClock | None = None,
     ) -> bool:
-        """Wait (durably) until ``deadline`` or ``done()``; whether ``done()`` holds."""
+        """Wait (durably) until ``deadline`` or ``done()``; whether ``done()`` holds.
+
+        ``clock`` (started by ``self.sla.start``, due at ``deadline`` or earlier) runs
+        while the case waits and stops as the wait ends: met when ``done()`` holds."""
         remaining = deadline - workflow.now()
         if not done() and remaining > timedelta(0):
             with contextlib.suppress(TimeoutError):
                 await self.wait_condition(done, timeout=remaining, timeout_summary=what)
-        return bool(done())
+        answered = bool(done())
+        await self.sla.stop(clock, met=answered)
+        return answered
 
     async def notify(
         self,
@@ -299,6 +325,7 @@ class CaseJournal:
     ) -> None:
         """A line whose write failed never happened: the case stands where it stood."""
         self._timeline = [kept for kept in self._timeline if kept is not line]
+        self.sla.restore_marks(entry.clocks)
         if entry.status is not None and self._status is entry.status:
             self._status = before[0]
         if entry.step is not None and self._step == entry.step:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workflows.calendar import BusinessCalendar
+from workflows.sla_models import ClockMark, SlaRules
 
 Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2, ge=0)]
 PositiveMoney = Annotated[Decimal, Field(max_digits=12, decimal_places=2, gt=0)]
@@ -204,6 +205,8 @@ class CaseRules(Model):
     cancellation: CancellationRules = CancellationRules()
     order_change: OrderChangeRules = OrderChangeRules()
     freight_claim: FreightClaimRules = FreightClaimRules()
+    # Response standards of the SLA clocks (workflows/sla.py).
+    sla: SlaRules = SlaRules()
 
 
 # ---- Requests (one typed input per procedure) --------------------------------------------
@@ -293,12 +296,17 @@ class AuditEntry(Model):
     status: CaseStatus | None = None
     step: str | None = None
     approval: ApprovalState | None = None
+    # SLA clocks started, warned, breached or stopped since the case's previous line: their
+    # rows ride with this line, in its transaction (workflows/sla.py).
+    clocks: tuple[ClockMark, ...] = ()
 
 
 class AuditLines(Model):
-    """Lines with no effect of their own, written together (before the case waits)."""
+    """Lines with no effect of their own, written together (before the case waits), and
+    clock marks that found no line to ride with."""
 
     lines: tuple[AuditEntry, ...]
+    clocks: tuple[ClockMark, ...] = ()
 
 
 class Recipient(StrEnum):

@@ -32,6 +32,7 @@ PASSED_THROUGH: tuple[str, ...] = (
     "workflows.billing_dispute_models",
     "workflows.cancellation_models",
     "workflows.freight_claim_models",
+    "workflows.sla_models",
     "workflows.calendar",
     "workflows.policy",
     "workflows.visibility",

@@ -1,0 +1,186 @@
+"""SLA clocks: every wait's deadline on business time, warned at 75% of its budget and
+breached at 100%, specified against the time-skipping server, the real worker and both
+databases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from infra.db import Case
+from settings import Settings
+from starter import decide
+from tests.case_helpers import (
+    EASTERN,
+    FRIDAY,
+    audit,
+    emails,
+    eventually,
+    move_to,
+    sleep_until,
+)
+from tests.conftest import Cases, Shop
+from tests.sla_helpers import clock_row, clock_rows, wait_for_status
+from workflows.models import CaseRules, CaseStatus, Decision, DecisionKind, RefundRequest
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+def eastern(day: str, clock: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=EASTERN).astimezone(UTC)
+
+
+def refund(amount: str) -> RefundRequest:
+    return RefundRequest(
+        request_id=f"req-{uuid.uuid4().hex[:10]}",
+        order_id="ORD-1001",
+        customer_id="C-100",
+        amount=Decimal(amount),
+        reason="thawed on arrival",
+        requested_by="agent-amy",
+    )
+
+
+async def friday_afternoon(env: WorkflowEnvironment) -> datetime:
+    """Friday 16:00 Eastern: four business hours left before the weekend."""
+    return (await move_to(env, FRIDAY, 16)).astimezone(UTC)
+
+
+@BOTH
+async def test_approval_escalation_warns_on_monday_at_75_percent_of_business_time(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    friday_at_four = await friday_afternoon(env)
+    handle = await cases.refund(refund("750.00"))
+    state = await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    assert state.approval is not None
+    requested_at = state.approval.requested_at
+    await eventually(lambda: clock_rows(shop, handle.id))  # written with the request's email
+    late = requested_at - friday_at_four  # the moments the case took to open
+
+    # Requested at Friday 16:00 with an 8-business-hour escalation budget: 4 hours on
+    # Friday, 2 more on Monday from 08:00 make the 75% (6 hours); the weekend does not count.
+    row = clock_row(shop, handle.id, "approval_escalation")
+    monday = friday_at_four.astimezone(EASTERN).date() + timedelta(days=3)
+    warn_at = eastern(monday.isoformat(), "10:00") + late
+    due_at = eastern(monday.isoformat(), "12:00") + late
+    assert due_at == state.approval.escalate_at
+    assert (row.procedure, row.owner, row.budget_seconds) == ("refund", "approvers", 8 * 3600)
+    assert (row.started_at, row.warn_at, row.due_at) == (requested_at, warn_at, due_at)
+    assert row.warned_at is None and row.stopped_at is None
+
+    await sleep_until(env, warn_at + timedelta(minutes=1))
+    warnings = await eventually(lambda: emails(shop, handle.id, "sla_warning"))
+    # To the request's eligible approvers (sup-low's limit is under 750).
+    assert {e.to_address for e in warnings} == {
+        "sup-sam@exoticmeats.com",
+        "mgr-mia@exoticmeats.com",
+        "mgr-max@exoticmeats.com",
+    }
+    assert "approval escalation" in warnings[0].subject
+    [line] = [entry for entry in audit(shop, handle.id) if entry.event == "sla_warning"]
+    # Recorded by the timer at the warning instant (its workflow task takes milliseconds).
+    assert warn_at <= line.at < warn_at + timedelta(seconds=1)
+    assert line.detail["clock"] == "approval_escalation"
+    assert clock_row(shop, handle.id, "approval_escalation").warned_at == warn_at
+    assert clock_row(shop, handle.id, "approval_escalation").breached_at is None
+
+    await sleep_until(env, due_at + timedelta(minutes=1))
+    breached = await eventually(
+        lambda: [e for e in audit(shop, handle.id) if e.event == "sla_breached"]
+    )
+    assert [e.detail["clock"] for e in breached] == ["approval_escalation"]
+    assert due_at <= breached[0].at < due_at + timedelta(seconds=1)
+    row = clock_row(shop, handle.id, "approval_escalation")
+    assert row.breached_at == due_at
+    assert row.stopped_at is not None and due_at <= row.stopped_at < due_at + timedelta(seconds=1)
+    # Its breach is the escalation the gate makes at that instant.
+    assert len(emails(shop, handle.id, "approval_escalated")) == 1
+
+
+@BOTH
+async def test_a_decision_before_the_warning_stops_the_clock_without_warning(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await friday_afternoon(env)
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_status(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    await eventually(lambda: clock_rows(shop, handle.id))
+    decided_at = (await env.get_current_time()).astimezone(UTC)
+
+    await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE))
+    await handle.result()
+
+    rows = clock_rows(shop, handle.id)
+    assert {row.clock for row in rows} == {"approval_escalation", "approval_expiry"}
+    for row in rows:
+        assert row.stopped_at is not None and row.stopped_at >= decided_at
+        assert row.stopped_at < row.warn_at
+        assert (row.warned_at, row.breached_at) == (None, None)
+    assert emails(shop, handle.id, "sla_warning") == []
+    events = [entry.event for entry in audit(shop, handle.id)]
+    assert "sla_warning" not in events and "sla_breached" not in events
+
+
+@BOTH
+async def test_an_unanswered_approval_breaches_both_clocks_and_each_warned_its_owner(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await friday_afternoon(env)
+    handle = await cases.refund(refund("750.00"))
+    await handle.result()  # time skips through every timer to the expiry
+
+    rows = {row.clock: row for row in clock_rows(shop, handle.id)}
+    expiry = rows["approval_expiry"]
+    assert expiry.owner == "cs_manager"
+    assert expiry.budget_seconds == 3 * 12 * 3600  # three business days of 12 hours
+    assert expiry.warned_at == expiry.warn_at
+    assert expiry.breached_at == expiry.due_at
+    assert expiry.stopped_at is not None
+    assert expiry.due_at <= expiry.stopped_at < expiry.due_at + timedelta(seconds=1)
+    warnings = emails(shop, handle.id, "sla_warning")
+    assert "csmanager@exoticmeats.com" in {e.to_address for e in warnings}
+    assert all(row.stopped_at is not None for row in rows.values())
+
+
+@BOTH
+@pytest.mark.parametrize("settings", [{"holidays_country": "US"}], indirect=True)
+async def test_the_country_holidays_are_recorded_with_the_case_when_it_opens(
+    client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.refund(refund("20.00"))
+    await handle.result()
+
+    with shop.db.transaction() as session:
+        case = session.get(Case, handle.id)
+        assert case is not None
+        recorded = CaseRules.model_validate(case.rules).calendar.holidays
+    year = datetime.now(UTC).year
+    assert date(year, 12, 25) in recorded  # Christmas Day, from the package
+    assert date(year + 1, 7, 4) in recorded  # next year's Independence Day too
+
+
+def test_a_subdivision_adds_its_own_holidays_to_the_listed_ones() -> None:
+    listed = date(2026, 12, 24)
+    texas = Settings(holidays_country="US", holidays_subdivision="TX", holidays=(listed,))
+    nationwide = Settings(holidays_country="US")
+
+    calendar = texas.case_rules().calendar
+    assert listed in calendar.holidays
+    assert date(2026, 3, 2) in calendar.holidays  # Texas Independence Day
+    assert date(2026, 3, 2) not in nationwide.case_rules().calendar.holidays
+    assert not calendar.is_business_day(date(2026, 11, 26))  # Thanksgiving
+
+
+@pytest.mark.parametrize(("country", "subdivision"), [("XX", None), ("US", "ZZ"), (None, "TX")])
+def test_an_unknown_country_or_subdivision_is_refused_at_start(
+    country: str | None, subdivision: str | None
+) -> None:
+    with pytest.raises(ValidationError, match=r"(?i)holidays"):
+        Settings(holidays_country=country, holidays_subdivision=subdivision)

@@ -1,0 +1,268 @@
+"""SLA clocks: every deadline a case waits on, on business time, with its warning and breach.
+
+One mechanism for every wait (docs/sla-clocks.md). A clock starts when its wait starts, with
+its due instant; its budget is the business time until then, and its owner is warned at 75%
+of that budget. It stops when its wait ends: met (the awaited thing happened) or not (the
+procedure moved on at the deadline: a breach, for a service level the company owes). While
+it runs, a timer fires at the warning (an email to the owner, an audit line, a metric) and
+at the due instant (an audit line, a metric): both rare, so only they cost activities. A
+clock's start and stop ride, as marks, with the case's next audit line (``AuditEntry.clocks``)
+and are written in that line's transaction.
+
+Cases opened before clocks existed never gain one: ``workflow.patched`` is asked once, as the
+case opens (``enable``), and the answer kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.calendar import BusinessCalendar
+    from workflows.models import CaseStatus, Recipient
+    from workflows.sla_models import WARN_AT_SHARE, Clock, ClockMark, Owner
+
+# Cases opened from this change on run their waits under SLA clocks.
+SLA_CLOCKS = "sla-clocks"
+
+WARNINGS = "casework_sla_warnings"
+BREACHES = "casework_sla_breaches"
+
+
+class ClockedCase(Protocol):
+    """What the clocks need of their case: its id, its audit trail and its emails."""
+
+    @property
+    def case_id(self) -> str: ...
+
+    async def record(
+        self, event: str, *, actor: str = ..., detail: dict[str, str] | None = ...
+    ) -> None: ...
+
+    async def notify(
+        self,
+        template: str,
+        recipient: Recipient,
+        *,
+        staff_ids: tuple[str, ...] = ...,
+        department: str | None = ...,
+        context: dict[str, str] | None = ...,
+        status: CaseStatus | None = ...,
+        event: str | None = ...,
+        detail: dict[str, str] | None = ...,
+        copy_cs_manager: bool | None = ...,
+    ) -> None: ...
+
+
+@dataclass
+class RunningClock:
+    """One run of a clock: its mark as it stands, whom to warn, and its watcher."""
+
+    mark: ClockMark
+    staff_ids: tuple[str, ...] = ()
+    department: str | None = None
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    busy: bool = False  # its watcher is warning or breaching (an activity in flight)
+
+    @property
+    def clock(self) -> Clock:
+        return self.mark.clock
+
+    @property
+    def stopped(self) -> bool:
+        return self.mark.stopped_at is not None
+
+
+class SlaClocks:
+    """A case's clocks, and the marks that wait for an audit line to ride with."""
+
+    def __init__(self, case: ClockedCase) -> None:
+        self._case = case
+        self._procedure = ""
+        self._calendar: BusinessCalendar | None = None
+        self._runs: dict[Clock, int] = {}
+        self._marks: dict[str, ClockMark] = {}
+        self._running: list[RunningClock] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self._calendar is not None
+
+    def enable(self, *, procedure: str, calendar: BusinessCalendar) -> None:
+        """As the case opens: clocks for cases opened since they exist (asked once)."""
+        if workflow.patched(SLA_CLOCKS):
+            self._procedure, self._calendar = procedure, calendar
+
+    # ---- starting and stopping ------------------------------------------------------------
+
+    def start(
+        self,
+        clock: Clock,
+        *,
+        due: datetime,
+        owner: str,
+        staff_ids: tuple[str, ...] = (),
+        department: str | None = None,
+        started: datetime | None = None,
+    ) -> RunningClock | None:
+        """Start ``clock`` now (or at ``started``, when its wait began a moment ago),
+        falling due at ``due``; None for a case without clocks.
+
+        ``owner`` is who is warned: a role (``Owner``), or a department (``department``
+        set) or the staff in ``staff_ids``. Its mark rides with the case's next line, so
+        start a clock before the email that announces its wait: no activity of its own.
+        """
+        if self._calendar is None:
+            return None
+        now = started or workflow.now()
+        budget = self._calendar.business_time_between(now, due)
+        run = self._runs.get(clock, 0) + 1
+        self._runs[clock] = run
+        running = RunningClock(
+            mark=ClockMark(
+                key=f"{self._case.case_id}/{clock.value}/{run}",
+                case_id=self._case.case_id,
+                procedure=self._procedure,
+                clock=clock,
+                owner=owner,
+                budget_seconds=int(budget.total_seconds()),
+                started_at=now,
+                warn_at=self._calendar.add_business_time(now, budget * WARN_AT_SHARE),
+                due_at=due,
+            ),
+            staff_ids=staff_ids,
+            department=department,
+        )
+        self._running.append(running)
+        self._note(running.mark)
+        if clock.is_service_level:
+            running.watcher = asyncio.create_task(self._watch(running))
+        return running
+
+    async def stop(self, running: RunningClock | None, *, met: bool) -> None:
+        """The clock's wait is over: ``met`` when the awaited thing happened in time. A
+        service level not met is breached now (unless its due timer already did)."""
+        if running is None or running.stopped:
+            return
+        if not met and running.clock.is_service_level and running.mark.breached_at is None:
+            await self._breach(running)
+        self._finish(running)
+        if running.busy:  # an email it is sending completes first
+            await workflow.wait_condition(lambda: not running.busy)
+
+    async def stop_all(self) -> None:
+        """The case ends: every clock still running stops (nothing more is owed)."""
+        for running in list(self._running):
+            await self.stop(running, met=True)
+
+    def stop_all_now(self) -> None:
+        """The case stops on a fault: its clocks stop with its last line."""
+        for running in list(self._running):
+            self._finish(running)
+
+    def _finish(self, running: RunningClock) -> None:
+        running.mark = running.mark.model_copy(update={"stopped_at": workflow.now()})
+        self._running.remove(running)
+        self._note(running.mark)
+
+    # ---- the warning and the breach -------------------------------------------------------
+
+    async def _watch(self, running: RunningClock) -> None:
+        if await self._reaches(running, running.mark.warn_at, "warning"):
+            running.busy = True
+            try:
+                await self._warn(running)
+            finally:
+                running.busy = False
+        if await self._reaches(running, running.mark.due_at, "due"):
+            running.busy = True
+            try:
+                await self._breach(running)
+            finally:
+                running.busy = False
+
+    async def _reaches(self, running: RunningClock, instant: datetime, what: str) -> bool:
+        """Sleep until ``instant``; whether the clock still runs then. The timer is never
+        cancelled: a clock whose wait ends at its own due instant would cancel a timer
+        firing in the same workflow task (which the server refuses); a stopped clock's
+        timer fires into nothing, or the case has closed by then."""
+        remaining = instant - workflow.now()
+        if not running.stopped and remaining.total_seconds() > 0:
+            await workflow.sleep(remaining, summary=f"SLA {running.clock.value}: {what}")
+        return not running.stopped and running.mark.breached_at is None
+
+    async def _warn(self, running: RunningClock) -> None:
+        mark = running.mark
+        # The instant it reached 75%: its timer fires then, give or take a workflow task.
+        running.mark = mark.model_copy(update={"warned_at": mark.warn_at})
+        self._note(running.mark)
+        recipient, staff_ids, department = _recipient(running)
+        await self._case.notify(
+            "sla_warning",
+            recipient,
+            staff_ids=staff_ids,
+            department=department,
+            event="sla_warning",
+            detail=_detail(mark),
+            context={
+                "clock": mark.clock.value.replace("_", " "),
+                "due_at": _show(self._calendar, mark.due_at),
+            },
+            copy_cs_manager=False,
+        )
+        self._count(WARNINGS, mark, "SLA clocks that reached 75% of their business-time budget")
+
+    async def _breach(self, running: RunningClock) -> None:
+        mark = running.mark
+        running.mark = mark.model_copy(update={"breached_at": mark.due_at})
+        self._note(running.mark)
+        await self._case.record("sla_breached", detail=_detail(mark))
+        self._count(BREACHES, mark, "SLA clocks that reached their due instant")
+
+    def _count(self, name: str, mark: ClockMark, description: str) -> None:
+        # The SDK's meter counts nothing while a history replays.
+        counter = workflow.metric_meter().create_counter(name, description)
+        counter.add(1, {"procedure": mark.procedure, "clock": mark.clock.value})
+
+    # ---- marks riding with the audit trail ------------------------------------------------
+
+    def _note(self, mark: ClockMark) -> None:
+        earlier = self._marks.get(mark.key)
+        self._marks[mark.key] = earlier.merged(mark) if earlier else mark
+
+    def has_marks(self) -> bool:
+        return bool(self._marks)
+
+    def take_marks(self) -> tuple[ClockMark, ...]:
+        """The marks not yet handed to a line (the journal attaches them to its next)."""
+        marks, self._marks = tuple(self._marks.values()), {}
+        return marks
+
+    def restore_marks(self, marks: tuple[ClockMark, ...]) -> None:
+        """Marks whose line was never written: pending again, for the next line."""
+        for mark in marks:
+            self._note(mark)
+
+
+def _recipient(running: RunningClock) -> tuple[Recipient, tuple[str, ...], str | None]:
+    if running.department is not None:
+        return Recipient.DEPARTMENT, (), running.department
+    if running.mark.owner == Owner.CS_MANAGER:
+        return Recipient.CS_MANAGER, (), None
+    # The approvers, or a named member of staff (the CS manager when none is found).
+    return Recipient.STAFF, running.staff_ids, None
+
+
+def _detail(mark: ClockMark) -> dict[str, str]:
+    return {"clock": mark.clock.value, "owner": mark.owner, "due_at": mark.due_at.isoformat()}
+
+
+def _show(calendar: BusinessCalendar | None, instant: datetime) -> str:
+    assert calendar is not None
+    local = calendar.local(instant)
+    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
