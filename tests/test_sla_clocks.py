@@ -15,16 +15,18 @@ from temporalio.testing import WorkflowEnvironment
 
 from infra.db import Case
 from settings import Settings
-from starter import decide
+from starter import decide, start_case
 from tests.case_helpers import (
     EASTERN,
     FRIDAY,
+    MONDAY,
     audit,
     emails,
     eventually,
     move_to,
     sleep_until,
 )
+from tests.complaint_helpers import complaint, status_of
 from tests.conftest import Cases, Shop
 from tests.sla_helpers import clock_row, clock_rows, wait_for_status
 from workflows.models import CaseRules, CaseStatus, Decision, DecisionKind, RefundRequest
@@ -147,6 +149,55 @@ async def test_an_unanswered_approval_breaches_both_clocks_and_each_warned_its_o
     warnings = emails(shop, handle.id, "sla_warning")
     assert "csmanager@exoticmeats.com" in {e.to_address for e in warnings}
     assert all(row.stopped_at is not None for row in rows.values())
+
+
+@BOTH
+async def test_complaint_follow_up_warns_its_agent_and_the_follow_up_stops_it_in_time(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    friday_seven_pm = (await move_to(env, FRIDAY, 19)).astimezone(UTC)
+    handle = await cases.start(start_case, complaint("quality"))
+    await eventually(lambda: clock_rows(shop, handle.id))
+
+    # Promised within 24 hours of the opening (Saturday 19:00); of those, only the hour to
+    # Friday's closing is business time, so the agent is warned at Friday 19:45.
+    row = clock_row(shop, handle.id, "complaint_follow_up")
+    opened = row.started_at
+    friday_close = friday_seven_pm + timedelta(hours=1)
+    assert (row.procedure, row.owner) == ("complaint", "agent-amy")
+    assert row.due_at == opened + timedelta(hours=24)
+    assert row.budget_seconds == int((friday_close - opened).total_seconds())
+    assert row.warn_at == opened + (friday_close - opened) * 0.75
+
+    await sleep_until(env, row.warn_at + timedelta(minutes=1))
+    [warning] = await eventually(lambda: emails(shop, handle.id, "sla_warning"))
+    assert warning.to_address == "agent-amy@exoticmeats.com"
+    assert clock_row(shop, handle.id, "complaint_follow_up").warned_at == row.warn_at
+
+    await sleep_until(env, row.due_at + timedelta(minutes=1))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CUSTOMER)
+    follow_up = await eventually(
+        lambda: [r for r in clock_rows(shop, handle.id) if r.clock == "callback"]
+    )
+    row = clock_row(shop, handle.id, "complaint_follow_up")
+    assert row.stopped_at is not None and row.breached_at is None  # followed up in time
+    # The agent's callback: 4 business hours from the follow-up, Monday 08:00-12:00.
+    [callback] = follow_up
+    monday = friday_seven_pm.astimezone(EASTERN).date() + timedelta(days=3)
+    assert callback.due_at == eastern(monday.isoformat(), "12:00")
+    assert callback.warn_at == eastern(monday.isoformat(), "11:00")
+    answer = clock_row(shop, handle.id, "satisfaction_wait")
+    assert answer.owner == "customer" and answer.stopped_at is None
+
+    await move_to(env, MONDAY, 9)
+    await handle.signal(
+        "customer_response", {"event_id": "r-1", "satisfied": True, "recorded_by": "agent-amy"}
+    )
+    await handle.result()
+    rows = clock_rows(shop, handle.id)
+    assert all(r.stopped_at is not None and r.breached_at is None for r in rows)
+    assert [r.clock for r in rows if r.warned_at is not None] == ["complaint_follow_up"]
+    assert "sla_breached" not in [line.event for line in audit(shop, handle.id)]
 
 
 @BOTH

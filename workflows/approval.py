@@ -215,9 +215,14 @@ class ApprovalGate:
             owner=Owner.APPROVERS,
             staff_ids=self.state.eligible_approvers,
             started=requested_at,
+            ends_at_due=True,
         )
         expiry = case.sla.start(
-            Clock.APPROVAL_EXPIRY, due=due_at, owner=Owner.CS_MANAGER, started=requested_at
+            Clock.APPROVAL_EXPIRY,
+            due=due_at,
+            owner=Owner.CS_MANAGER,
+            started=requested_at,
+            ends_at_due=True,
         )
         await case.notify(
             "approval_requested",

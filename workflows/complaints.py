@@ -14,6 +14,7 @@ from temporalio import workflow
 
 from workflows.journal import ACTIVITY_TIMEOUT, DEFAULT_RETRY
 from workflows.refunding import RefundingCase, relayed
+from workflows.sla import RunningClock
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Recipient,
     )
+    from workflows.sla_models import Clock, Owner
 
 # Who investigates a complaint of each category (a key of the DEPARTMENTS setting).
 INVESTIGATORS = {
@@ -67,6 +69,10 @@ class ComplaintWorkflow(RefundingCase):
         self._request = request
         self._replacement: str | None = None
         self._follow_up_at: datetime | None = None
+        self._follow_up_clock: RunningClock | None = None
+        self._callback_clock: RunningClock | None = None
+        self._answer_clock: RunningClock | None = None
+        self._answer_by: datetime | None = None
         self._findings: QaFindings | None = None
         self._response: CustomerResponse | None = None
         self._satisfied: bool | None = None
@@ -76,6 +82,7 @@ class ComplaintWorkflow(RefundingCase):
     @workflow.run
     async def run(self, request: ComplaintRequest) -> Outcome:
         await self.open_case(request)
+        self.promise_follow_up()
         await self.record_complaint(request)
         await self.escalate(request)
         await self.acknowledge()
@@ -100,6 +107,19 @@ class ComplaintWorkflow(RefundingCase):
         )
 
     # ---- the steps -----------------------------------------------------------------------
+
+    def promise_follow_up(self) -> None:
+        """'Follow up within 24 hours': its clock runs from the opening, through the
+        resolution (an approval may take longer), to the follow-up."""
+        assert self._opening is not None
+        self._follow_up_clock = self.sla.start(
+            Clock.COMPLAINT_FOLLOW_UP,
+            due=self._opening.opened_at + self.rules.complaint.follow_up_within,
+            owner=self._requested_by,
+            staff_ids=(self._requested_by,),
+            started=self._opening.opened_at,
+            ends_at_due=True,
+        )
 
     async def record_complaint(self, request: ComplaintRequest) -> None:
         """Step 1: 'Gather details; document with photos' (written with the next step)."""
@@ -241,7 +261,10 @@ class ComplaintWorkflow(RefundingCase):
         assert self._opening is not None
         due = self._opening.opened_at + self.rules.complaint.follow_up_within
         self._follow_up_at = due
+        in_time = workflow.now() < due  # else the resolution took longer than the promise
         await self.wait_until(due, "Follow up with the customer")
+        if self.sla.enabled:
+            await self.start_follow_up_clocks(met=in_time)
         # Emails go out at any hour, so the customer hears from us within the 24 hours;
         # the agent's task is due then, or at the next opening when we are closed.
         task_due = self.rules.calendar.next_open(workflow.now())
@@ -270,13 +293,37 @@ class ComplaintWorkflow(RefundingCase):
             event="follow_up_sent",
         )
 
+    async def start_follow_up_clocks(self, *, met: bool) -> None:
+        """The follow-up is due now: its clock stops, and the clocks of what it asks for
+        start (Callbacks: the agent's call returned within CALLBACK hours; the customer's
+        answer), their marks riding with the follow-up's emails."""
+        await self.sla.stop(self._follow_up_clock, met=met)
+        calendar, now = self.rules.calendar, workflow.now()
+        self._callback_clock = self.sla.start(
+            Clock.CALLBACK,
+            due=calendar.add_business_time(now, self.rules.sla.callback_within),
+            owner=self._requested_by,
+            staff_ids=(self._requested_by,),
+        )
+        days = self.rules.complaint.satisfaction_wait_days
+        self._answer_by = calendar.add_business_days(now, days)
+        self._answer_clock = self.sla.start(
+            Clock.SATISFACTION_WAIT, due=self._answer_by, owner=Owner.CUSTOMER
+        )
+
     async def await_satisfaction(self) -> CustomerResponse | None:
         """Step 5: 'Confirm satisfaction' - the answer, or None after SATISFACTION_WAIT."""
         calendar, days = self.rules.calendar, self.rules.complaint.satisfaction_wait_days
-        deadline = calendar.add_business_days(workflow.now(), days)
-        answered = await self.wait_until(
-            deadline, "The customer's answer", lambda: self._response is not None
+        deadline = self._answer_by or calendar.add_business_days(workflow.now(), days)
+        clock = self._answer_clock or self.sla.start(
+            Clock.SATISFACTION_WAIT, due=deadline, owner=Owner.CUSTOMER
         )
+        self._answer_by, self._answer_clock = None, None
+        answered = await self.wait_until(
+            deadline, "The customer's answer", lambda: self._response is not None, clock=clock
+        )
+        # The customer's answer is what the agent's call brings back.
+        await self.sla.stop(self._callback_clock, met=answered)
         if not answered:
             return None
         response, self._response = self._response, None

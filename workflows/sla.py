@@ -68,6 +68,7 @@ class RunningClock:
     department: str | None = None
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     busy: bool = False  # its watcher is warning or breaching (an activity in flight)
+    ends_at_due: bool = False  # its wait's end judges the breach (``SlaClocks.start``)
 
     @property
     def clock(self) -> Clock:
@@ -109,6 +110,7 @@ class SlaClocks:
         staff_ids: tuple[str, ...] = (),
         department: str | None = None,
         started: datetime | None = None,
+        ends_at_due: bool = False,
     ) -> RunningClock | None:
         """Start ``clock`` now (or at ``started``, when its wait began a moment ago),
         falling due at ``due``; None for a case without clocks.
@@ -116,6 +118,9 @@ class SlaClocks:
         ``owner`` is who is warned: a role (``Owner``), or a department (``department``
         set) or the staff in ``staff_ids``. Its mark rides with the case's next line, so
         start a clock before the email that announces its wait: no activity of its own.
+        ``ends_at_due``: the wait that carries it ends at ``due`` at the latest, and its
+        stop judges the breach (no timer of its own, which could fire in the same workflow
+        task as the wait's and breach a deadline the procedure meets at that instant).
         """
         if self._calendar is None:
             return None
@@ -137,6 +142,7 @@ class SlaClocks:
             ),
             staff_ids=staff_ids,
             department=department,
+            ends_at_due=ends_at_due,
         )
         self._running.append(running)
         self._note(running.mark)
@@ -179,6 +185,8 @@ class SlaClocks:
                 await self._warn(running)
             finally:
                 running.busy = False
+        if running.ends_at_due:
+            return
         if await self._reaches(running, running.mark.due_at, "due"):
             running.busy = True
             try:
