@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from starter import case_state, decide
@@ -43,6 +44,7 @@ from workflows.models import (
     RefundRequest,
 )
 from workflows.refund import RefundWorkflow
+from workflows.sla import SLA_CLOCKS
 
 SHELF = Shelf(ROOT, RefundWorkflow)
 
@@ -148,6 +150,9 @@ SCENARIOS: dict[str, tuple[Callable[[Client, Cases, Shop], Awaitable[Any]], Case
         CaseStatus.COMPLETED,
     ),
     "refund_expired_on_a_short_approval_clock": (expired, CaseStatus.EXPIRED),
+    # Recorded with SLA clocks: warnings, breaches (expired) and clocks stopped by a decision.
+    "refund_sla_clocks_expired": (expired, CaseStatus.EXPIRED),
+    "refund_sla_clocks_approved_by_update": (approved_by_update, CaseStatus.COMPLETED),
 }
 
 # The settings (other than the defaults) each scenario's worker, and so its case, runs under.
@@ -186,6 +191,18 @@ async def test_a_recorded_history_replays(path: Path) -> None:
     result = await SHELF.replay(SHELF.load(path))
 
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("scenario", [name for name in SCENARIOS if "_sla_clocks_" in name])
+def test_a_history_with_sla_clocks_was_recorded_with_them(scenario: str) -> None:
+    history = SHELF.load(SHELF.folder / f"{scenario}.json")
+    markers = [
+        event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+
+    assert any(SLA_CLOCKS.encode() in data for data in markers)
 
 
 @pytest.mark.parametrize("scenario", sorted(SETTINGS))

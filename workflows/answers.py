@@ -16,6 +16,11 @@ from typing import Any, Generic, Protocol, TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows.sla import RunningClock, SlaClocks
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.sla_models import Clock, Owner
+
 
 class Answer(Protocol):
     """What an answer carries: its id (a retry repeats it) and the caller who gave it."""
@@ -51,16 +56,26 @@ class Reply(Generic[M]):
         pending: str,
         show: Callable[[datetime], str],
         consequence: str = "",
+        clock: Clock | None = None,
     ) -> None:
         self.offer = offer  # "quote", "return offer": how the refusals name it
         self._expired_kind = expired  # the refusal's type after the deadline ("QuoteExpired")
         self._pending_kind = pending  # before the offer is made, or once it is over
         self._show = show  # the deadline as the customer reads it
         self._consequence = consequence  # what an expired offer leaves ("the order ...")
+        self._clock = clock  # the customer's deadline on the SLA clocks (it merely expires)
+        self.clock: RunningClock | None = None
         self.until: datetime | None = None
         self.answer: M | None = None
         self.yes: bool | None = None
         self.at: datetime | None = None
+
+    def open(self, until: datetime, clocks: SlaClocks) -> None:
+        """The offer stands until ``until``, its clock started (before the email that makes
+        the offer, so that the clock's row is written with it)."""
+        self.until = until
+        if self._clock is not None:
+            self.clock = clocks.start(self._clock, due=until, owner=Owner.CUSTOMER)
 
     def given(self) -> bool:
         """Whether an answer stands (a condition the case waits on)."""

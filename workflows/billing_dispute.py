@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows.refunding import RefundingCase
+from workflows.sla import RunningClock
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         RefundMethod,
         RefundReceipt,
     )
+    from workflows.sla_models import Clock
 
 # An agent's silence: reminded after this many business days, the CS manager after twice as
 # many. No expiry: the agent who opened the dispute owns it until it is settled.
@@ -72,6 +74,7 @@ class BillingDisputeWorkflow(RefundingCase):
         self._accounting_reminded = False
         self._accounting_escalated = False
         self._settled: DisputeResolution | None = None  # the one applied, by whomever
+        self._response_clock: RunningClock | None = None
 
     @workflow.run
     async def run(self, request: BillingDisputeRequest) -> Outcome:
@@ -109,6 +112,16 @@ class BillingDisputeWorkflow(RefundingCase):
 
     async def explain_charges(self, breakdown: InvoiceBreakdown) -> None:
         """Step 2: 'Explain charges and provide invoice breakdown' - emailed to the customer."""
+        # Email Communication: the customer's dispute is answered by its agent within
+        # EMAIL_RESPONSE business hours (the breakdown is only the automatic first answer).
+        self._response_clock = self.sla.start(
+            Clock.EMAIL_RESPONSE,
+            due=self.rules.calendar.add_business_time(
+                workflow.now(), self.rules.sla.email_response_within
+            ),
+            owner=self._requested_by,
+            staff_ids=(self._requested_by,),
+        )
         await self.notify(
             "billing_invoice",
             Recipient.CUSTOMER,
@@ -141,6 +154,7 @@ class BillingDisputeWorkflow(RefundingCase):
                 "billing_agent_escalated", Recipient.CS_MANAGER, event="agent_silence_escalated"
             )
         await self.wait_condition(self._agent_acted, timeout_summary="An agent's resolution")
+        await self.sla.stop(self._response_clock, met=True)  # late: breached at its due
         if self._escalation is not None:
             return None
         resolution = self._resolution
@@ -170,6 +184,13 @@ class BillingDisputeWorkflow(RefundingCase):
             "description": self._request.description,
             "due_at": self._instant(due_at),
         }
+        answer_clock = self.sla.start(
+            Clock.ACCOUNTING_ANSWER,
+            due=due_at,
+            owner="accounting",
+            department="accounting",
+            ends_at_due=True,
+        )
         await self.notify(
             "billing_accounting_transfer",
             Recipient.DEPARTMENT,
@@ -196,7 +217,9 @@ class BillingDisputeWorkflow(RefundingCase):
                 event="accounting_escalated",
                 context=context,
             )
-        if not await self.wait_until(due_at, "Accounting's answer is overdue", self._answered):
+        if not await self.wait_until(
+            due_at, "Accounting's answer is overdue", self._answered, clock=answer_clock
+        ):
             await self.notify(
                 "billing_accounting_unanswered",
                 Recipient.DEPARTMENT,

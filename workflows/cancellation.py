@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnAnswer,
     )
     from workflows.models import ApprovalStatus, CaseStatus, CaseType, Outcome, Recipient
+    from workflows.sla_models import Clock
 
 # What the order system answers when it cannot cancel: the order left the warehouse.
 LEFT_THE_WAREHOUSE = ("shipped", "delivered")
@@ -62,6 +63,7 @@ class CancellationWorkflow(RefundingCase):
             expired="OfferExpired",
             pending="NoOfferPending",
             show=lambda until: f"{until:%Y-%m-%d %H:%M} UTC",
+            clock=Clock.CANCELLATION_RETURN_OFFER,
         )
         self._return_case_id: str | None = None
 
@@ -229,7 +231,7 @@ class CancellationWorkflow(RefundingCase):
         """Step 3 (shipped): it cannot be cancelled - offer a return and wait CANCEL_OFFER_WAIT
         for the customer's answer."""
         until = workflow.now() + self.rules.cancellation.offer_wait
-        self.reply.until = until
+        self.reply.open(until, self.sla)
         await self.notify(
             "cancellation_return_offered",
             Recipient.CUSTOMER,
@@ -240,7 +242,10 @@ class CancellationWorkflow(RefundingCase):
             context={"order_status": order_status, "answer_by": self._instant(until)},
         )
         answered = await self.wait_until(
-            until, "The customer's answer to the return offer", self.reply.given
+            until,
+            "The customer's answer to the return offer",
+            self.reply.given,
+            clock=self.reply.clock,
         )
         if not answered:
             return await self.finish(

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Recipient,
     )
+    from workflows.sla_models import Clock
 
 # The written rule a claim over the threshold needs a manager for (the setting's name).
 APPROVAL_RULE = "FREIGHT_CLAIM_ABOVE"
@@ -257,7 +258,17 @@ class FreightClaimWorkflow(RefundingCase):
         give_up_at = filed_at + rules.carrier_wait
         while True:
             check_at = min(workflow.now() + rules.follow_up_every, give_up_at)
-            if await self.wait_until(check_at, "Follow up the carrier claim", self._reported):
+            # Met when the carrier answers before it must be chased again.
+            clock = self.sla.start(
+                Clock.CARRIER_FOLLOW_UP,
+                due=check_at,
+                owner=self._requested_by,
+                staff_ids=(self._requested_by,),
+                ends_at_due=True,
+            )
+            if await self.wait_until(
+                check_at, "Follow up the carrier claim", self._reported, clock=clock
+            ):
                 return self._reported_status()
             status = await self.ask_carrier()
             if status.closed:

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         QuoteAsk,
     )
     from workflows.rush_models import FeeCharge
+    from workflows.sla_models import Clock
 
 # The written rule a commercial price adjustment is asked under (Manager Authorization).
 COMMERCIAL_PRICING = "COMMERCIAL_PRICING"
@@ -69,6 +70,7 @@ class OrderChangeWorkflow(RefundingCase):
             pending="NoQuotePending",
             show=self._instant,
             consequence="the order is unchanged",
+            clock=Clock.ORDER_CHANGE_QUOTE,
         )
         self._applied = False
         self._charge: str | None = None
@@ -168,7 +170,7 @@ class OrderChangeWorkflow(RefundingCase):
         accept_by = self.rules.calendar.add_business_time(
             workflow.now(), self.rules.order_change.accept_within
         )
-        self.reply.until = accept_by
+        self.reply.open(accept_by, self.sla)
         await self.notify(
             "order_change_quote",
             Recipient.CUSTOMER,
@@ -195,7 +197,7 @@ class OrderChangeWorkflow(RefundingCase):
         reply = self.reply
         assert reply.until is not None
         answered = await self.wait_until(
-            reply.until, "The customer's answer to the quote", reply.given
+            reply.until, "The customer's answer to the quote", reply.given, clock=reply.clock
         )
         if not answered or reply.answer is None:
             return False

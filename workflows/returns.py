@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.approval import Refusal
 from workflows.refunding import RefundingCase, relayed
+from workflows.sla import RunningClock
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnState,
         ReturnVerdict,
     )
+    from workflows.sla_models import Clock, Owner
 
 
 # The items' value is reserved on the order before the RA is minted (issue 7, item 2).
@@ -72,6 +74,7 @@ class ReturnWorkflow(RefundingCase):
         self._receipt: PackageReceived | None = None
         self._inspection: InspectionResult | None = None
         self._holds_refund = False
+        self._ra_clock: RunningClock | None = None
 
     @workflow.run
     async def run(self, request: ReturnRequest) -> Outcome:
@@ -182,6 +185,8 @@ class ReturnWorkflow(RefundingCase):
 
     async def send_instructions(self, ra: RaState) -> None:
         """Step 3: 'Provide return shipping instructions'."""
+        # The customer's deadline: its row is written with the instructions.
+        self._ra_clock = self.sla.start(Clock.RA_EXPIRY, due=ra.expires_at, owner=Owner.CUSTOMER)
         await self.notify(
             "return_instructions",
             Recipient.CUSTOMER,
@@ -200,7 +205,9 @@ class ReturnWorkflow(RefundingCase):
             await self.notify(
                 "return_reminder", Recipient.CUSTOMER, detail={"ra_number": ra.ra_number}
             )
-        if not await self._received_by(ra.expires_at, f"{ra.ra_number} expires"):
+        received = await self._received_by(ra.expires_at, f"{ra.ra_number} expires")
+        await self.sla.stop(self._ra_clock, met=received)
+        if not received:
             # Refuse receipts from this instant on, before the expiry is even written down.
             self.ra = ra.model_copy(update={"status": RaStatus.EXPIRED})
             return False

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RushQuote,
         RushState,
     )
+    from workflows.sla_models import Clock
 
 # VIP Customer Handling: 'priority service and expedited processing' - a VIP's rush order
 # is served before every other backlogged task (rush orders start at 2, everything else 3).
@@ -62,6 +63,7 @@ class RushOrderWorkflow(RushDelivery):
             pending="NoQuotePending",
             show=self._instant,
             consequence="the order ships as standard",
+            clock=Clock.RUSH_FEE_ACCEPTANCE,
         )
         self._promise_moved = False
 
@@ -131,7 +133,7 @@ class RushOrderWorkflow(RushDelivery):
             self.rules, at=workflow.now(), items=availability.items, vip=availability.vip
         )
         self._quote = quote
-        self.reply.until = quote.accept_by
+        self.reply.open(quote.accept_by, self.sla)
         self._show_promise(quote)
         requested = self._request.requested_delivery_date
         short = requested is not None and requested < quote.promised_on
@@ -167,6 +169,7 @@ class RushOrderWorkflow(RushDelivery):
             quote.accept_by,
             "The customer's answer to the quote",
             lambda: self.reply.answer is not None,
+            clock=self.reply.clock,
         )
         if not answered or not self.reply.yes:
             return False
