@@ -15,7 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from infra.db import Case
 from settings import Settings
-from starter import decide, start_case
+from starter import case_state, decide, start_case
+from tests.billing_dispute_helpers import (
+    dispute,
+    dispute_state,
+    disputed_order,
+    invoiced,
+    resolution,
+    resolve,
+)
 from tests.case_helpers import (
     EASTERN,
     FRIDAY,
@@ -28,6 +36,8 @@ from tests.case_helpers import (
 )
 from tests.complaint_helpers import complaint, status_of
 from tests.conftest import Cases, Shop
+from tests.rush_helpers import rush, stocked_order
+from tests.rush_helpers import status_of as rush_status
 from tests.sla_helpers import clock_row, clock_rows, wait_for_status
 from workflows.models import CaseRules, CaseStatus, Decision, DecisionKind, RefundRequest
 
@@ -197,6 +207,68 @@ async def test_complaint_follow_up_warns_its_agent_and_the_follow_up_stops_it_in
     rows = clock_rows(shop, handle.id)
     assert all(r.stopped_at is not None and r.breached_at is None for r in rows)
     assert [r.clock for r in rows if r.warned_at is not None] == ["complaint_follow_up"]
+    assert "sla_breached" not in [line.event for line in audit(shop, handle.id)]
+
+
+@BOTH
+async def test_an_unanswered_dispute_email_breaches_at_two_business_hours_while_it_waits(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await move_to(env, FRIDAY, 19)
+    handle = await cases.start(start_case, dispute(disputed_order(shop)))
+    await dispute_state(client, handle.id, invoiced)
+
+    # Friday 19:00 + 2 business hours: one on Friday, one from Monday 08:00; the warning
+    # at 1.5 hours falls on Monday 08:30.
+    [row] = await eventually(
+        lambda: [r for r in clock_rows(shop, handle.id) if r.clock == "email_response"]
+    )
+    monday = row.started_at.astimezone(EASTERN).date() + timedelta(days=3)
+    friday_close = eastern((monday - timedelta(days=3)).isoformat(), "20:00")
+    left_friday = friday_close - row.started_at
+    assert row.owner == "agent-amy" and row.procedure == "billing_dispute"
+    assert row.due_at == eastern(monday.isoformat(), "08:00") + (timedelta(hours=2) - left_friday)
+    assert row.warn_at == eastern(monday.isoformat(), "08:00") + (
+        timedelta(hours=1.5) - left_friday
+    )
+
+    await sleep_until(env, row.due_at + timedelta(minutes=5))
+    breached = await eventually(
+        lambda: [e for e in audit(shop, handle.id) if e.event == "sla_breached"]
+    )
+    assert [line.detail["clock"] for line in breached] == ["email_response"]
+    row = clock_row(shop, handle.id, "email_response")
+    assert (row.warned_at, row.breached_at, row.stopped_at) == (row.warn_at, row.due_at, None)
+    [warning] = emails(shop, handle.id, "sla_warning")
+    assert warning.to_address == "agent-amy@exoticmeats.com"
+    # The case still waits for its agent; the resolution stops the clock, breached.
+    assert (await case_state(client, handle.id)).status is CaseStatus.REVIEWING
+    await resolve(client, handle.id, resolution("no_change"))
+    await handle.result()
+    row = clock_row(shop, handle.id, "email_response")
+    assert row.stopped_at is not None and row.breached_at == row.due_at
+
+
+@BOTH
+async def test_a_customers_deadline_is_recorded_and_expires_without_warning_or_breach(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await move_to(env, FRIDAY, 19)
+    handle = await cases.start(start_case, rush(stocked_order(shop)))
+    quoted = await rush_status(client, handle.id, CaseStatus.AWAITING_CUSTOMER)
+    assert quoted.accept_by is not None
+
+    # The row is there while the quote stands: the inbox shows when it lapses.
+    [row] = await eventually(lambda: clock_rows(shop, handle.id))
+    assert (row.clock, row.procedure, row.owner) == ("rush_fee_acceptance", "rush", "customer")
+    assert row.due_at == quoted.accept_by
+    assert row.budget_seconds == 2 * 3600 and row.stopped_at is None
+
+    await handle.result()  # the quote lapses; the order ships as standard
+    row = clock_row(shop, handle.id, "rush_fee_acceptance")
+    assert row.stopped_at is not None and row.stopped_at >= row.due_at
+    assert (row.warned_at, row.breached_at) == (None, None)
+    assert emails(shop, handle.id, "sla_warning") == []
     assert "sla_breached" not in [line.event for line in audit(shop, handle.id)]
 
 
