@@ -116,9 +116,7 @@ class BillingDisputeWorkflow(RefundingCase):
         # EMAIL_RESPONSE business hours (the breakdown is only the automatic first answer).
         self._response_clock = self.sla.start(
             Clock.EMAIL_RESPONSE,
-            due=self.rules.calendar.add_business_time(
-                workflow.now(), self.rules.sla.email_response_within
-            ),
+            within=self.rules.sla.email_response_within,
             owner=self._requested_by,
             staff_ids=(self._requested_by,),
         )

@@ -298,15 +298,14 @@ class ComplaintWorkflow(RefundingCase):
         start (Callbacks: the agent's call returned within CALLBACK hours; the customer's
         answer), their marks riding with the follow-up's emails."""
         await self.sla.stop(self._follow_up_clock, met=met)
-        calendar, now = self.rules.calendar, workflow.now()
         self._callback_clock = self.sla.start(
             Clock.CALLBACK,
-            due=calendar.add_business_time(now, self.rules.sla.callback_within),
+            within=self.rules.sla.callback_within,
             owner=self._requested_by,
             staff_ids=(self._requested_by,),
         )
         days = self.rules.complaint.satisfaction_wait_days
-        self._answer_by = calendar.add_business_days(now, days)
+        self._answer_by = self.rules.calendar.add_business_days(workflow.now(), days)
         self._answer_clock = self.sla.start(
             Clock.SATISFACTION_WAIT, due=self._answer_by, owner=Owner.CUSTOMER
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from temporalio import workflow
@@ -105,7 +105,8 @@ class SlaClocks:
         self,
         clock: Clock,
         *,
-        due: datetime,
+        due: datetime | None = None,
+        within: timedelta | None = None,
         owner: str,
         staff_ids: tuple[str, ...] = (),
         department: str | None = None,
@@ -113,7 +114,8 @@ class SlaClocks:
         ends_at_due: bool = False,
     ) -> RunningClock | None:
         """Start ``clock`` now (or at ``started``, when its wait began a moment ago),
-        falling due at ``due``; None for a case without clocks.
+        falling due at ``due`` or after ``within`` of business time; None for a case
+        without clocks.
 
         ``owner`` is who is warned: a role (``Owner``), or a department (``department``
         set) or the staff in ``staff_ids``. Its mark rides with the case's next line, so
@@ -125,6 +127,9 @@ class SlaClocks:
         if self._calendar is None:
             return None
         now = started or workflow.now()
+        if due is None:
+            assert within is not None, "a clock needs its due instant or its budget"
+            due = self._calendar.add_business_time(now, within)
         budget = self._calendar.business_time_between(now, due)
         run = self._runs.get(clock, 0) + 1
         self._runs[clock] = run
