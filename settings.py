@@ -255,31 +255,34 @@ class Settings(BaseSettings):
 
     @property
     def calendar(self) -> BusinessCalendar:
+        return self.calendar_at(datetime.now(UTC))
+
+    def calendar_at(self, opened_at: datetime) -> BusinessCalendar:
+        """The calendar of a case opened at ``opened_at`` (its holidays from that year)."""
         return BusinessCalendar(
             timezone=self.business_timezone,
             opens=self.business_opens,
             closes=self.business_closes,
             workdays=self.business_days,
-            holidays=self._holidays(),
+            holidays=self._holidays(opened_at.year),
         )
 
-    def _holidays(self) -> tuple[date, ...]:
-        """HOLIDAYS, and the country's public holidays from this year to two years ahead
-        (a case's longest wait is well inside), resolved now: a case records them."""
+    def _holidays(self, year: int) -> tuple[date, ...]:
+        """HOLIDAYS, and the country's public holidays from ``year`` to two years ahead
+        (a case's longest wait is well inside), resolved as a case opens: it records them."""
         if self.holidays_country is None:
             return self.holidays
-        year = datetime.now(UTC).year
         found = public_holidays(
             self.holidays_country, self.holidays_subdivision, years=range(year, year + 3)
         )
         return tuple(sorted({*self.holidays, *found}))
 
-    def case_rules(self) -> CaseRules:
-        """The rules a case opened now is held to, for its whole life."""
+    def case_rules(self, opened_at: datetime | None = None) -> CaseRules:
+        """The rules a case opened now (or at ``opened_at``) is held to, for its whole life."""
         return CaseRules(
             currency=self.currency,
             refund_approval_above=self.refund_approval_above,
-            calendar=self.calendar,
+            calendar=self.calendar_at(opened_at or datetime.now(UTC)),
             approval=ApprovalRules(
                 remind_after=self.approval_remind_after,
                 escalate_after=self.approval_escalate_after,

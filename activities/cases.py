@@ -145,7 +145,7 @@ class CaseActivities(
     @activity.defn(name="open_case")
     def open_case(self, opening: CaseOpening) -> CaseRules:
         """Create the case row with today's rules, or return the rules it opened with."""
-        rules = self.settings.case_rules()
+        rules = self.settings.case_rules(opened_at=opening.opened_at)
         try:
             # One transaction on the common path; a retry (or a concurrent attempt) meets the
             # row it wrote on the primary key, rolls back, and reads the rules stored there.

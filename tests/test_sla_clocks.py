@@ -5,17 +5,27 @@ databases."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 from temporalio.client import Client
+from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
+from activities.cases import CaseActivities
 from infra.db import Case
 from settings import Settings
-from starter import case_state, decide, start_case
+from starter import (
+    DATA_CONVERTER,
+    case_state,
+    decide,
+    ensure_search_attributes,
+    start_case,
+    start_refund,
+)
 from tests.billing_dispute_helpers import (
     dispute,
     dispute_state,
@@ -35,11 +45,13 @@ from tests.case_helpers import (
     sleep_until,
 )
 from tests.complaint_helpers import complaint, status_of
-from tests.conftest import Cases, Shop
+from tests.conftest import BIN, Cases, Shop
 from tests.rush_helpers import rush, stocked_order
 from tests.rush_helpers import status_of as rush_status
 from tests.sla_helpers import clock_row, clock_rows, wait_for_status
+from worker import build_worker
 from workflows.models import CaseRules, CaseStatus, Decision, DecisionKind, RefundRequest
+from workflows.sla import BREACHES, WARNINGS
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
@@ -272,6 +284,42 @@ async def test_a_customers_deadline_is_recorded_and_expires_without_warning_or_b
     assert "sla_breached" not in [line.event for line in audit(shop, handle.id)]
 
 
+async def test_warnings_and_breaches_are_counted_by_procedure_and_clock(
+    activities: CaseActivities, settings: Settings, shop: Shop
+) -> None:
+    """The counters, read from a runtime of its own that buffers metrics (the worker's
+    meter is its client's runtime's)."""
+    buffer = MetricBuffer(10_000)
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
+    async with (
+        await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(BIN / "temporal-test-server"),
+            data_converter=DATA_CONVERTER,
+            runtime=runtime,
+        ) as metered,
+        build_worker(metered.client, activities=activities, settings=settings),
+    ):
+        await ensure_search_attributes(metered.client)
+        started = await start_refund(
+            metered.client, refund("750.00"), task_queue=settings.task_queue
+        )
+        await started.handle.result()  # unanswered: both clocks warn, then breach
+
+    counted: Counter[tuple[str, str, str]] = Counter()
+    for update in buffer.retrieve_updates():
+        if update.metric.name in (WARNINGS, BREACHES):
+            labels = update.attributes
+            counted[(update.metric.name, str(labels["procedure"]), str(labels["clock"]))] += int(
+                update.value
+            )
+    assert counted == {
+        (WARNINGS, "refund", "approval_escalation"): 1,
+        (WARNINGS, "refund", "approval_expiry"): 1,
+        (BREACHES, "refund", "approval_escalation"): 1,
+        (BREACHES, "refund", "approval_expiry"): 1,
+    }
+
+
 @BOTH
 @pytest.mark.parametrize("settings", [{"holidays_country": "US"}], indirect=True)
 async def test_the_country_holidays_are_recorded_with_the_case_when_it_opens(
@@ -284,7 +332,7 @@ async def test_the_country_holidays_are_recorded_with_the_case_when_it_opens(
         case = session.get(Case, handle.id)
         assert case is not None
         recorded = CaseRules.model_validate(case.rules).calendar.holidays
-    year = datetime.now(UTC).year
+        year = case.opened_at.year  # the case's year (the test server's clock runs ahead)
     assert date(year, 12, 25) in recorded  # Christmas Day, from the package
     assert date(year + 1, 7, 4) in recorded  # next year's Independence Day too
 
