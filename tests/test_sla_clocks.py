@@ -223,6 +223,43 @@ async def test_complaint_follow_up_warns_its_agent_and_the_follow_up_stops_it_in
 
 
 @BOTH
+async def test_a_settlement_awaiting_a_manager_past_24_hours_breaches_the_follow_up_promise(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    await move_to(env, MONDAY, 10)
+    handle = await cases.start(start_case, complaint("quality", "refund", "1100.00"))
+    await status_of(client, handle.id, CaseStatus.AWAITING_APPROVAL)
+    [row] = await eventually(
+        lambda: [r for r in clock_rows(shop, handle.id) if r.clock == "complaint_follow_up"]
+    )
+
+    # Nobody decides for a day: the promise is breached at 24 hours, while the case waits.
+    await sleep_until(env, row.due_at + timedelta(minutes=1))
+    await eventually(
+        lambda: [
+            e
+            for e in audit(shop, handle.id)
+            if e.event == "sla_breached" and e.detail["clock"] == "complaint_follow_up"
+        ]
+    )
+    row = clock_row(shop, handle.id, "complaint_follow_up")
+    assert (row.warned_at, row.breached_at, row.stopped_at) == (row.warn_at, row.due_at, None)
+
+    await decide(client, handle.id, Decision(approver_id="mgr-mia", decision=DecisionKind.APPROVE))
+    await status_of(client, handle.id, CaseStatus.AWAITING_CUSTOMER)  # followed up, late
+    [row] = await eventually(
+        lambda: [
+            r
+            for r in clock_rows(shop, handle.id)
+            if r.clock == "complaint_follow_up" and r.stopped_at
+        ]
+    )
+    assert row.breached_at == row.due_at
+    breaches = [e for e in audit(shop, handle.id) if e.event == "sla_breached"]
+    assert [e.detail["clock"] for e in breaches].count("complaint_follow_up") == 1
+
+
+@BOTH
 async def test_an_unanswered_dispute_email_breaches_at_two_business_hours_while_it_waits(
     env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
 ) -> None:

@@ -118,7 +118,6 @@ class ComplaintWorkflow(RefundingCase):
             owner=self._requested_by,
             staff_ids=(self._requested_by,),
             started=self._opening.opened_at,
-            ends_at_due=True,
         )
 
     async def record_complaint(self, request: ComplaintRequest) -> None:
@@ -261,7 +260,8 @@ class ComplaintWorkflow(RefundingCase):
         assert self._opening is not None
         due = self._opening.opened_at + self.rules.complaint.follow_up_within
         self._follow_up_at = due
-        in_time = workflow.now() < due  # else the resolution took longer than the promise
+        in_time = workflow.now() < due  # else the resolution took longer: breached at due
+        self.sla.ends_with_wait(self._follow_up_clock)  # the follow-up goes out at due
         await self.wait_until(due, "Follow up with the customer")
         if self.sla.enabled:
             await self.start_follow_up_clocks(met=in_time)

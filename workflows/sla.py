@@ -142,7 +142,9 @@ class SlaClocks:
                 owner=owner,
                 budget_seconds=int(budget.total_seconds()),
                 started_at=now,
-                warn_at=self._calendar.add_business_time(now, budget * WARN_AT_SHARE),
+                # A budget of no business time at all (opened and due over a weekend)
+                # warns at its due instant, which is to say never (``_watch``).
+                warn_at=min(self._calendar.add_business_time(now, budget * WARN_AT_SHARE), due),
                 due_at=due,
             ),
             staff_ids=staff_ids,
@@ -166,10 +168,16 @@ class SlaClocks:
         if running.busy:  # an email it is sending completes first
             await workflow.wait_condition(lambda: not running.busy)
 
+    def ends_with_wait(self, running: RunningClock | None) -> None:
+        """The wait starting now ends at ``running``'s due instant at the latest, and the
+        procedure acts then: its end judges the breach (``ends_at_due``), not a timer."""
+        if running is not None:
+            running.ends_at_due = True
+
     async def stop_all(self) -> None:
-        """The case ends: every clock still running stops (nothing more is owed)."""
+        """The case ends: every clock still running stops; one past its due is breached."""
         for running in list(self._running):
-            await self.stop(running, met=True)
+            await self.stop(running, met=workflow.now() < running.mark.due_at)
 
     def stop_all_now(self) -> None:
         """The case stops on a fault: its clocks stop with its last line."""
@@ -184,7 +192,8 @@ class SlaClocks:
     # ---- the warning and the breach -------------------------------------------------------
 
     async def _watch(self, running: RunningClock) -> None:
-        if await self._reaches(running, running.mark.warn_at, "warning"):
+        warns = running.mark.warn_at < running.mark.due_at
+        if warns and await self._reaches(running, running.mark.warn_at, "warning"):
             running.busy = True
             try:
                 await self._warn(running)
@@ -192,7 +201,8 @@ class SlaClocks:
                 running.busy = False
         if running.ends_at_due:
             return
-        if await self._reaches(running, running.mark.due_at, "due"):
+        # Asked again once due: a wait that ends then may have taken the clock meanwhile.
+        if await self._reaches(running, running.mark.due_at, "due") and not running.ends_at_due:
             running.busy = True
             try:
                 await self._breach(running)
