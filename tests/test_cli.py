@@ -21,35 +21,9 @@ from activities.staff import hash_token
 from infra.db import Case, OutboxEmail, Staff
 from settings import Settings
 from starter import case_state, start_refund
+from tests.cli_helpers import cli
 from tests.conftest import Cases, Shop
 from workflows.models import CaseStatus, RefundRequest
-
-
-async def cli(
-    *args: str,
-    env: WorkflowEnvironment | None = None,
-    settings: Settings,
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    variables = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")},
-        "DATABASE_URL": settings.database_url,
-        "TASK_QUEUE": settings.task_queue,
-        "TEMPORAL_ADDRESS": (
-            env.client.service_client.config.target_host if env else "127.0.0.1:1"
-        ),
-        # Who the command acts as: the tests' own credentials file, never a developer's.
-        "CASEWORK_CREDENTIALS": "/nonexistent/casework-credentials.json",
-        **(extra_env or {}),
-    }
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "starter", *args],
-        env=variables,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def test_bad_amount_is_refused_with_the_field_named(settings: Settings) -> None:

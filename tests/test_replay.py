@@ -33,9 +33,9 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from starter import case_state, decide
+from tests.approval_helpers import code_for
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf, opening_rules, rules_apart_from_defaults
-from tests.test_approval_gate import code_for
 from workflows.models import (
     CaseStatus,
     Decision,
