@@ -164,6 +164,15 @@ class Settings(BaseSettings):
     carrier_follow_up_every: timedelta = timedelta(days=7)
     carrier_claim_wait: timedelta = timedelta(days=30)
 
+    # Deciding from the email: each approval email's Approve and Reject links open
+    # PUBLIC_BASE_URL/decide/... (where approvers reach the API); empty means the API's own
+    # address, http://API_HOST:API_PORT.
+    public_base_url: str = ""
+
+    @property
+    def public_url(self) -> str:
+        return self.public_base_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"
+
     @field_validator("satisfaction_wait", "lot_alert_complaints", "late_escalate_after")
     @classmethod
     def _at_least_one(cls, value: int) -> int:

@@ -1,0 +1,82 @@
+"""Helpers of the decision-link specifications: a refund waiting for a manager, the links in
+each approver's approval email, and what the database holds of their codes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from temporalio.client import Client, WorkflowHandle
+
+from infra.db import DecisionCode, LedgerEntry
+from starter import case_state
+from tests.case_helpers import emails, eventually
+from tests.conftest import Cases, Shop
+from workflows.models import ApprovalStatus, Outcome, RefundRequest
+
+LINK = re.compile(r"^\s+(Approve|Reject):\s+(\S+)$", re.MULTILINE)
+
+
+def refund_request(amount: str) -> RefundRequest:
+    return RefundRequest(
+        request_id=f"req-{uuid.uuid4().hex[:10]}",
+        order_id="ORD-1001",
+        customer_id="C-100",
+        amount=Decimal(amount),
+        reason="thawed on arrival",
+        requested_by="agent-amy",
+    )
+
+
+async def awaiting_approval(
+    cases: Cases, client: Client, amount: str
+) -> WorkflowHandle[Any, Outcome]:
+    """A refund of ``amount`` waiting for a manager. The handle is the start's own: awaiting
+    its result lets the time-skipping server skip the request's timers."""
+    handle = await cases.refund(refund_request(amount))
+    for _ in range(400):
+        approval = (await case_state(client, handle.id)).approval
+        if approval is not None and approval.status is ApprovalStatus.PENDING:
+            return handle
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never asked for approval")
+
+
+def links_in(shop: Shop, case_id: str, staff_id: str) -> dict[str, str]:
+    """The links (paths) in the latest approval email to ``staff_id``: {"approve", "reject"}."""
+    to = f"{staff_id}@exoticmeats.com"
+    bodies = [e.body for e in emails(shop, case_id, "approval_requested") if e.to_address == to]
+    if not bodies:
+        return {}
+    return {verb.lower(): urlsplit(url).path for verb, url in LINK.findall(bodies[-1])}
+
+
+async def links_of(shop: Shop, case_id: str, staff_id: str) -> dict[str, str]:
+    found = await eventually(
+        lambda: [links] if (links := links_in(shop, case_id, staff_id)) else []
+    )
+    return found[0]
+
+
+def codes_used(shop: Shop, case_id: str) -> dict[str, datetime | None]:
+    """Each approver's code on the case: when it was spent (None: not yet)."""
+    with shop.db.read() as session:
+        rows = session.execute(
+            select(DecisionCode.staff_id, DecisionCode.used_at).where(
+                DecisionCode.case_id == case_id
+            )
+        )
+        return {staff_id: used_at for staff_id, used_at in rows}
+
+
+def payments(shop: Shop, case_id: str) -> list[Decimal]:
+    with shop.db.read() as session:
+        return list(
+            session.scalars(select(LedgerEntry.amount).where(LedgerEntry.case_id == case_id))
+        )
