@@ -1,17 +1,23 @@
 """Helpers of the decision-link specifications: a refund waiting for a manager, the links in
-each approver's approval email, and what the database holds of their codes."""
+each approver's approval email, what the database holds of their codes, and the API served
+by uvicorn for the browser."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvicorn
 from sqlalchemy import select
+from starlette.types import ASGIApp
 from temporalio.client import Client, WorkflowHandle
 
 from infra.db import DecisionCode, LedgerEntry
@@ -80,3 +86,25 @@ def payments(shop: Shop, case_id: str) -> list[Decimal]:
         return list(
             session.scalars(select(LedgerEntry.amount).where(LedgerEntry.case_id == case_id))
         )
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on a free local port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # surfaces why it could not start
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

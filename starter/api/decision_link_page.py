@@ -139,13 +139,13 @@ def _content(view: View, verb: str) -> tuple[str, str]:
             return title, _status_page(title, f"{done} {_when(view)}.", "done", facts)
         case Shown.USED:
             title = "This link was already used"
-            said = f"The request is {_state(view)}." if view.outcome else ""
+            said = f"The request {_state(view)}." if view.outcome else ""
             return title, _status_page(
                 title, f"Each link works once. {said}".strip(), "used", facts
             )
         case Shown.DECIDED:
             title = f"Already decided by {_who(view)}"
-            return title, _status_page(title, f"The request was {_state(view)}.", "info", facts)
+            return title, _status_page(title, f"The request {_state(view)}.", "info", facts)
         case Shown.EXPIRED:
             title = "This request has expired"
             return title, _status_page(
@@ -218,10 +218,10 @@ def _when(view: View) -> str:
 def _state(view: View) -> str:
     outcome = view.outcome
     if outcome is None or outcome.status == "pending":
-        return "still waiting for a decision"
+        return "is still waiting for a decision"
     if outcome.status == "expired":
-        return "expired"
-    return f"{outcome.status} {_when(view)}"
+        return "has expired"
+    return f"was {outcome.status} {_when(view)}"
 
 
 def _e(text: str) -> str:
