@@ -54,18 +54,23 @@ async def awaiting_approval(
     raise AssertionError(f"{handle.id} never asked for approval")
 
 
-def links_in(shop: Shop, case_id: str, staff_id: str) -> dict[str, str]:
-    """The links (paths) in the latest approval email to ``staff_id``: {"approve", "reject"}."""
+def links_in(
+    shop: Shop, case_id: str, staff_id: str, template: str = "approval_requested"
+) -> dict[str, str]:
+    """The links (paths) in the latest ``template`` email to ``staff_id``: approve, reject."""
     to = f"{staff_id}@exoticmeats.com"
-    bodies = [e.body for e in emails(shop, case_id, "approval_requested") if e.to_address == to]
+    bodies = [e.body for e in emails(shop, case_id, template) if e.to_address == to]
     if not bodies:
         return {}
     return {verb.lower(): urlsplit(url).path for verb, url in LINK.findall(bodies[-1])}
 
 
-async def links_of(shop: Shop, case_id: str, staff_id: str) -> dict[str, str]:
+async def links_of(
+    shop: Shop, case_id: str, staff_id: str, template: str = "approval_requested"
+) -> dict[str, str]:
+    """Waits for ``staff_id``'s ``template`` email; the links it carries."""
     found = await eventually(
-        lambda: [links] if (links := links_in(shop, case_id, staff_id)) else []
+        lambda: [links] if (links := links_in(shop, case_id, staff_id, template)) else []
     )
     return found[0]
 

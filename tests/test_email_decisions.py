@@ -3,19 +3,22 @@ open, and the decision its form sends, over the real API, worker and time-skippi
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import update
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from activities import decision_links
 from infra.db import Staff
 from settings import Settings
 from starter import case_state
 from starter.api.decision_links import mask_path
-from tests.case_helpers import audit, emails, events, eventually
+from tests.case_helpers import audit, emails, events, eventually, sleep_until, timers_started
 from tests.conftest import Cases, Shop
 from tests.decision_link_helpers import awaiting_approval, codes_used, links_of, payments
 from workflows.models import ApprovalStatus, CaseStatus, DecisionKind, Outcome
@@ -141,6 +144,48 @@ async def test_rejecting_from_the_email_rejects_the_request(
     [rejected] = [line for line in audit(shop, case_id) if line.event == "approval_rejected"]
     assert rejected.actor == "sup-sam"
     assert payments(shop, case_id) == []
+
+
+async def test_the_reminders_links_decide_too(
+    http: httpx.AsyncClient, env: WorkflowEnvironment, cases: Cases, client: Client, shop: Shop
+) -> None:
+    handle = await awaiting_approval(cases, client, "750.00")
+    first = await links_of(shop, handle.id, "mgr-mia")
+    approval = (await case_state(client, handle.id)).approval
+    assert approval is not None
+    await timers_started(handle)
+    await sleep_until(env, approval.remind_at + timedelta(minutes=1))
+
+    reminded = await links_of(shop, handle.id, "mgr-mia", "approval_reminder")
+    assert set(reminded.values()).isdisjoint(first.values())  # a fresh code
+    confirmed = await http.post(reminded["approve"], data={})
+
+    assert confirmed.status_code == 200 and "Approved by mgr-mia" in confirmed.text
+    outcome: Outcome = await handle.result()
+    assert outcome.status is CaseStatus.COMPLETED
+    earlier = await http.get(first["reject"])
+    assert earlier.status_code == 409 and "Already decided by mgr-mia" in earlier.text
+
+
+async def test_two_approvers_confirming_at_once_settle_it_once(
+    http: httpx.AsyncClient, cases: Cases, client: Client, shop: Shop
+) -> None:
+    handle = await awaiting_approval(cases, client, "750.00")
+    mia = await links_of(shop, handle.id, "mgr-mia")
+    max_ = await links_of(shop, handle.id, "mgr-max")
+
+    answers = await asyncio.gather(
+        http.post(mia["approve"], data={}), http.post(max_["reject"], data={})
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    outcome: Outcome = await handle.result()
+    decided = [line for line in audit(shop, handle.id) if line.event.startswith("approval_")]
+    assert [line.event for line in decided] in (["approval_approved"], ["approval_rejected"])
+    winner = next(a for a in answers if a.status_code == 200)
+    assert f"by {decided[0].actor}" in winner.text
+    paid = payments(shop, handle.id)
+    assert paid == ([Decimal("750.00")] if outcome.status is CaseStatus.COMPLETED else [])
 
 
 @ON_BOTH_DATABASES

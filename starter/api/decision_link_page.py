@@ -99,7 +99,7 @@ def local_time(instant: datetime, timezone: str) -> str:
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M %Z} ({timezone})"
 
 
-def render(view: View) -> str:
+def render(view: View, *, company: str) -> str:
     verb = "Approve" if view.decision is DecisionKind.APPROVE else "Reject"
     title, body = _content(view, verb)
     return f"""<!doctype html>
@@ -112,6 +112,7 @@ def render(view: View) -> str:
   <link rel="stylesheet" href="/static/decide.css">
 </head>
 <body>
+  <header class="brand">{_e(company)} · approval request</header>
   <main class="{view.shown.value}">
 {body}
   </main>
@@ -195,8 +196,13 @@ def _facts(summary: Summary) -> str:
 
 
 def _asks(summary: Summary) -> str:
-    kind = summary.kind.replace("_", " ")
-    return f"{summary.what}: {kind}" + (f" ({summary.rule})" if summary.rule else "")
+    match summary.kind:
+        case "policy_exception":
+            return f"An exception to {summary.rule or 'a written rule'}"
+        case "pricing_adjustment":
+            return "A pricing adjustment"
+        case _:
+            return "Manager authorization of the amount"
 
 
 def _status_page(title: str, text: str, tone: str, facts: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy import Select, select
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities import decision_links
@@ -73,7 +74,7 @@ class LinkFacts:
             names = {
                 row.id: row.name
                 for row in session.scalars(
-                    select_staff([approval.requested_by, approval.decided_by or ""])
+                    _staff([approval.requested_by, approval.decided_by or ""])
                 )
             }
             customer_id, order_id = case.customer_id, case.order_id
@@ -98,12 +99,12 @@ class LinkFacts:
             )
             requested_at = approval.requested_at
         customer = self._orders.get_customer(customer_id)
-        summary = _with_customer(summary, customer.name if customer else customer_id)
+        summary = replace(summary, customer_name=customer.name if customer else customer_id)
         return Facts(issued, summary, requested_at, outcome)
 
     def names(self, staff_ids: list[str]) -> dict[str, str]:
         with self._db.read() as session:
-            return {row.id: row.name for row in session.scalars(select_staff(staff_ids))}
+            return {row.id: row.name for row in session.scalars(_staff(staff_ids))}
 
     def _timezone(self, rules: dict[str, object]) -> str:
         calendar = rules.get("calendar")
@@ -112,7 +113,7 @@ class LinkFacts:
         return self._settings.business_timezone
 
 
-def select_staff(staff_ids: list[str]) -> Select[Staff]:
+def _staff(staff_ids: list[str]) -> Select[Staff]:
     return select(Staff).where(Staff.id.in_([i for i in staff_ids if i]))
 
 
@@ -121,10 +122,6 @@ def _person(staff_id: str | None, names: dict[str, str]) -> str:
         return "unknown"
     name = names.get(staff_id)
     return f"{name} ({staff_id})" if name and name != staff_id else staff_id
-
-
-def _with_customer(summary: Summary, name: str) -> Summary:
-    return Summary(**{**summary.__dict__, "customer_name": name})
 
 
 def judge(link: DecisionLink, facts: Facts, now: datetime) -> View:
@@ -150,8 +147,9 @@ def _replace(view: View, shown: Shown, message: str = "") -> View:
     return View(shown, view.decision, view.summary, view.outcome, message or view.message)
 
 
-def _page(view: View) -> HTMLResponse:
-    return HTMLResponse(render(view), status_code=STATUS[view.shown], headers=HEADERS)
+def _page(view: View, settings: Settings) -> HTMLResponse:
+    html = render(view, company=settings.company_name)
+    return HTMLResponse(html, status_code=STATUS[view.shown], headers=HEADERS)
 
 
 def _facts_reader(services: ServicesDep) -> LinkFacts:
@@ -163,9 +161,9 @@ async def decision_page(token: str, services: ServicesDep) -> HTMLResponse:
     """The confirmation page, or why the link can no longer decide. Changes nothing."""
     link = decision_links.read(token)
     if link is None:
-        return _page(View(Shown.UNKNOWN, DecisionKind.APPROVE))
+        return _page(View(Shown.UNKNOWN, DecisionKind.APPROVE), services.settings)
     facts = await run_in_threadpool(_facts_reader(services).read, link)
-    return _page(judge(link, facts, datetime.now(UTC)))
+    return _page(judge(link, facts, datetime.now(UTC)), services.settings)
 
 
 @router.post("/decide/{token}")
@@ -173,15 +171,18 @@ async def confirm_decision(token: str, request: Request, services: ServicesDep) 
     """The approver confirmed on the page: the decision goes to the case with the code."""
     link = decision_links.read(token)
     if link is None:
-        return _page(View(Shown.UNKNOWN, DecisionKind.APPROVE))
+        return _page(View(Shown.UNKNOWN, DecisionKind.APPROVE), services.settings)
     reader = _facts_reader(services)
     view = judge(link, await run_in_threadpool(reader.read, link), datetime.now(UTC))
     if view.shown is not Shown.CONFIRM:
-        return _page(view)
+        return _page(view, services.settings)
     if not _same_origin(request, services.settings):
         # The token is the only credential and no cookie is involved, so a cross-site form
         # could only post a token it already has; refused all the same, as plain hygiene.
-        return _page(_replace(view, Shown.REFUSED, "This form must be sent from its own page."))
+        return _page(
+            _replace(view, Shown.REFUSED, "This form must be sent from its own page."),
+            services.settings,
+        )
     try:
         decision = Decision(
             approver_id=link.staff_id,
@@ -191,9 +192,8 @@ async def confirm_decision(token: str, request: Request, services: ServicesDep) 
             code=link.code,
         )
     except (ValidationError, ValueError):
-        return _page(
-            _replace(view, Shown.REFUSED, "The note is too long (2000 characters at most).")
-        )
+        too_long = "The note is too long (2000 characters at most)."
+        return _page(_replace(view, Shown.REFUSED, too_long), services.settings)
     try:
         approval = await decide(services.client, link.case_id, decision, update="decide_with_code")
     except DecisionRefused as refused:
@@ -205,12 +205,9 @@ async def confirm_decision(token: str, request: Request, services: ServicesDep) 
             "The case did not answer in time; your decision may still apply. "
             "Open this link again in a minute to see.",
         )
-    except RPCError as err:
-        log.warning(
-            "decision_link_unavailable",
-            case_id=link.case_id,
-            error=err.status.name if err.status else "",
-        )
+    except (RPCError, WorkflowUpdateFailedError) as err:
+        # Temporal unreachable, the case closed, or a worker that does not know the update.
+        log.warning("decision_link_unavailable", case_id=link.case_id, error=type(err).__name__)
         again = judge(link, await run_in_threadpool(reader.read, link), datetime.now(UTC))
         view = (
             again
@@ -228,7 +225,7 @@ async def confirm_decision(token: str, request: Request, services: ServicesDep) 
         decision=link.decision.value,
         shown=view.shown.value,
     )
-    return _page(view)
+    return _page(view, services.settings)
 
 
 def _decided(view: View, approval: ApprovalState, names: dict[str, str]) -> View:
