@@ -219,8 +219,11 @@ async def test_a_link_whose_approver_no_longer_has_the_authority_is_refused(
             update(Staff).where(Staff.id == "sup-sam").values(approval_limit=Decimal("600.00"))
         )
 
+    shown = await http.get(link)
     refused = await http.post(link, data={})
 
+    assert shown.status_code == 403 and "<form" not in shown.text
+    assert "sup-sam&#x27;s approval limit 600.00 is below 750.00" in shown.text
     assert refused.status_code == 403
     assert "You are not authorized to decide this request" in refused.text
     assert "sup-sam&#x27;s approval limit 600.00 is below 750.00" in refused.text

@@ -30,12 +30,14 @@ from activities import decision_links
 from activities.decision_codes import DecisionCodes, IssuedCode
 from activities.decision_links import DecisionLink
 from activities.orders import OrderSystem
+from activities.staff import StaffDirectory
 from infra.db import Approval, Case, Database, Staff
 from settings import Settings
 from starter import CaseNotAnswering, DecisionRefused, case_state, decide
 from starter.api.auth import ServicesDep
 from starter.api.decision_link_page import HEADERS, STATUS, Outcome, Shown, Summary, View, render
-from workflows.models import ApprovalState, ApprovalStatus, Decision, DecisionKind
+from workflows import policy
+from workflows.models import ApprovalState, ApprovalStatus, CaseRules, Decision, DecisionKind
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +52,9 @@ class Facts:
     summary: Summary | None
     requested_at: datetime | None
     outcome: Outcome | None
+    # Why the directory, as of now, refuses the approver (so the page offers no button that
+    # must fail); the gate judges again, as of the decision, when the form is sent.
+    refusal: str | None = None
 
 
 class LinkFacts:
@@ -58,11 +63,12 @@ class LinkFacts:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._codes = DecisionCodes(db)
+        self._staff = StaffDirectory(db)
         self._settings = settings
         module, _, factory = settings.order_system.partition(":")
         self._orders = cast(OrderSystem, getattr(importlib.import_module(module), factory)(db))
 
-    def read(self, link: DecisionLink) -> Facts:
+    def read(self, link: DecisionLink, now: datetime) -> Facts:
         issued = self._codes.look_up(case_id=link.case_id, staff_id=link.staff_id, code=link.code)
         if issued is None:
             return Facts(None, None, None, None)  # says nothing of a case to a wrong code
@@ -98,9 +104,25 @@ class LinkFacts:
                 decided_at=approval.decided_at,
             )
             requested_at = approval.requested_at
+            rules, requested_by = CaseRules.model_validate(case.rules), approval.requested_by
         customer = self._orders.get_customer(customer_id)
         summary = replace(summary, customer_name=customer.name if customer else customer_id)
-        return Facts(issued, summary, requested_at, outcome)
+        refusal = self._refusal(link.staff_id, summary, requested_by, rules, now)
+        return Facts(issued, summary, requested_at, outcome, refusal)
+
+    def _refusal(
+        self, staff_id: str, summary: Summary, requested_by: str, rules: CaseRules, now: datetime
+    ) -> str | None:
+        """The gate's own rule (``verify_decision``), read ahead of the decision."""
+        if self._staff.is_inactive(staff_id):
+            return f"{staff_id} is no longer active in the staff directory"
+        return policy.approver_refusal(
+            self._staff.approver_directory(now),
+            staff_id,
+            amount=summary.amount,
+            requested_by=requested_by,
+            rules=rules,
+        )
 
     def names(self, staff_ids: list[str]) -> dict[str, str]:
         with self._db.read() as session:
@@ -140,6 +162,8 @@ def judge(link: DecisionLink, facts: Facts, now: datetime) -> View:
     # moved on yet): either way it can no longer decide.
     if issued.requested_at != facts.requested_at or now >= issued.expires_at:
         return _replace(view, Shown.EXPIRED)
+    if facts.refusal:
+        return _replace(view, Shown.NOT_AUTHORIZED, facts.refusal)
     return view
 
 
@@ -162,8 +186,9 @@ async def decision_page(token: str, services: ServicesDep) -> HTMLResponse:
     link = decision_links.read(token)
     if link is None:
         return _page(View(Shown.UNKNOWN, DecisionKind.APPROVE), services.settings)
-    facts = await run_in_threadpool(_facts_reader(services).read, link)
-    return _page(judge(link, facts, datetime.now(UTC)), services.settings)
+    now = datetime.now(UTC)
+    facts = await run_in_threadpool(_facts_reader(services).read, link, now)
+    return _page(judge(link, facts, now), services.settings)
 
 
 @router.post("/decide/{token}")
@@ -173,7 +198,8 @@ async def confirm_decision(token: str, request: Request, services: ServicesDep) 
     if link is None:
         return _page(View(Shown.UNKNOWN, DecisionKind.APPROVE), services.settings)
     reader = _facts_reader(services)
-    view = judge(link, await run_in_threadpool(reader.read, link), datetime.now(UTC))
+    now = datetime.now(UTC)
+    view = judge(link, await run_in_threadpool(reader.read, link, now), now)
     if view.shown is not Shown.CONFIRM:
         return _page(view, services.settings)
     if not _same_origin(request, services.settings):
@@ -208,7 +234,8 @@ async def confirm_decision(token: str, request: Request, services: ServicesDep) 
     except (RPCError, WorkflowUpdateFailedError) as err:
         # Temporal unreachable, the case closed, or a worker that does not know the update.
         log.warning("decision_link_unavailable", case_id=link.case_id, error=type(err).__name__)
-        again = judge(link, await run_in_threadpool(reader.read, link), datetime.now(UTC))
+        now = datetime.now(UTC)
+        again = judge(link, await run_in_threadpool(reader.read, link, now), now)
         view = (
             again
             if again.shown is not Shown.CONFIRM
@@ -243,7 +270,7 @@ async def _after_refusal(
     """Why the case refused, in the page's terms: the facts as they now stand first (the code
     spent, the request decided or expired meanwhile), else the gate's own reason."""
     now = datetime.now(UTC)
-    facts = await run_in_threadpool(reader.read, link)
+    facts = await run_in_threadpool(reader.read, link, now)
     try:
         # The case knows a decision before its audit copy (the database) does.
         approval = (await case_state(services.client, link.case_id)).approval
