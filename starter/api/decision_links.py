@@ -10,6 +10,7 @@ is recorded as theirs.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy import Select, select
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities import decision_links
@@ -42,6 +43,7 @@ from workflows.models import ApprovalState, ApprovalStatus, CaseRules, Decision,
 log = structlog.get_logger(__name__)
 
 router = APIRouter(include_in_schema=False)
+QUERY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -273,21 +275,15 @@ async def _after_refusal(
     facts = await run_in_threadpool(reader.read, link, now)
     try:
         # The case knows a decision before its audit copy (the database) does.
-        approval = (await case_state(services.client, link.case_id)).approval
-    except RPCError:
-        approval = None
+        async with asyncio.timeout(QUERY_SECONDS):
+            approval = (await case_state(services.client, link.case_id)).approval
+    except (RPCError, WorkflowQueryFailedError, TimeoutError):
+        approval = None  # the database's word, then
     if approval is not None and facts.outcome is not None:
         names = await run_in_threadpool(reader.names, [approval.decided_by or ""])
-        facts = Facts(
-            facts.issued,
-            facts.summary,
-            facts.requested_at,
-            Outcome(
-                status=approval.status.value,
-                decided_by=_person(approval.decided_by, names) if approval.decided_by else None,
-                decided_at=approval.decided_at,
-            ),
-        )
+        decided_by = _person(approval.decided_by, names) if approval.decided_by else None
+        outcome = Outcome(approval.status.value, decided_by, approval.decided_at)
+        facts = replace(facts, outcome=outcome)
     view = judge(link, facts, now)
     if view.shown is Shown.CONFIRM:
         return _replace(view, Shown.NOT_AUTHORIZED, refused.message)
