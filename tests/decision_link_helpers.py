@@ -1,43 +1,26 @@
 """Helpers of the decision-link specifications: a refund waiting for a manager, the links in
-each approver's approval email, what the database holds of their codes, and the API served
-by uvicorn for the browser."""
+each approver's approval email, and what the database holds of their codes."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-import uvicorn
 from sqlalchemy import select
-from starlette.types import ASGIApp
 from temporalio.client import Client, WorkflowHandle
 
 from infra.db import DecisionCode, LedgerEntry
 from starter import case_state
 from tests.case_helpers import emails, eventually
 from tests.conftest import Cases, Shop
-from workflows.models import ApprovalStatus, Outcome, RefundRequest
+from tests.refund_helpers import refund
+from workflows.models import ApprovalStatus, Outcome
 
 LINK = re.compile(r"^\s+(Approve|Reject):\s+(\S+)$", re.MULTILINE)
-
-
-def refund_request(amount: str) -> RefundRequest:
-    return RefundRequest(
-        request_id=f"req-{uuid.uuid4().hex[:10]}",
-        order_id="ORD-1001",
-        customer_id="C-100",
-        amount=Decimal(amount),
-        reason="thawed on arrival",
-        requested_by="agent-amy",
-    )
 
 
 async def awaiting_approval(
@@ -45,7 +28,7 @@ async def awaiting_approval(
 ) -> WorkflowHandle[Any, Outcome]:
     """A refund of ``amount`` waiting for a manager. The handle is the start's own: awaiting
     its result lets the time-skipping server skip the request's timers."""
-    handle = await cases.refund(refund_request(amount))
+    handle = await cases.refund(refund(amount))
     for _ in range(400):
         approval = (await case_state(client, handle.id)).approval
         if approval is not None and approval.status is ApprovalStatus.PENDING:
@@ -86,30 +69,9 @@ def codes_used(shop: Shop, case_id: str) -> dict[str, datetime | None]:
         return {staff_id: used_at for staff_id, used_at in rows}
 
 
-def payments(shop: Shop, case_id: str) -> list[Decimal]:
+def paid(shop: Shop, case_id: str) -> list[Decimal]:
+    """The amounts the ledger paid on the case."""
     with shop.db.read() as session:
         return list(
             session.scalars(select(LedgerEntry.amount).where(LedgerEntry.case_id == case_id))
         )
-
-
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on a free local port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # surfaces why it could not start
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

@@ -9,26 +9,19 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 from temporalio.client import Client
 
 from settings import Settings
 from starter import case_state
 from starter.api import create_app
+from tests.browser_helpers import chromium
 from tests.case_helpers import audit
 from tests.conftest import Cases, Shop
-from tests.decision_link_helpers import awaiting_approval, codes_used, links_of, serve
+from tests.decision_link_helpers import awaiting_approval, codes_used, links_of
+from tests.http_helpers import serve
 from workflows.models import ApprovalStatus, CaseStatus, Outcome
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = ViewportSize(width=390, height=844)
 DESKTOP = ViewportSize(width=1440, height=900)
 SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "decision-links"
@@ -37,10 +30,8 @@ SERIOUS = {"serious", "critical"}
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

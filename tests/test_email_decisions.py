@@ -20,7 +20,7 @@ from starter import case_state
 from starter.api.decision_links import mask_path
 from tests.case_helpers import audit, emails, events, eventually, sleep_until, timers_started
 from tests.conftest import Cases, Shop
-from tests.decision_link_helpers import awaiting_approval, codes_used, links_of, payments
+from tests.decision_link_helpers import awaiting_approval, codes_used, links_of, paid
 from workflows.models import ApprovalStatus, CaseStatus, DecisionKind, Outcome
 
 ON_BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -108,7 +108,7 @@ async def test_confirming_approves_as_the_approver_and_the_refund_is_paid_once(
     assert outcome.status is CaseStatus.COMPLETED
     [approved] = [line for line in audit(shop, case_id) if line.event == "approval_approved"]
     assert (approved.actor, approved.detail["note"]) == ("mgr-mia", "regular customer")
-    assert payments(shop, case_id) == [Decimal("750.00")]
+    assert paid(shop, case_id) == [Decimal("750.00")]
     assert codes_used(shop, case_id)["mgr-mia"] is not None
 
     again = await http.post(mia["approve"], data={"note": "twice"})
@@ -124,7 +124,7 @@ async def test_confirming_approves_as_the_approver_and_the_refund_is_paid_once(
     assert "<form" not in other_approver.text
     refused = await http.post(max_["reject"], data={})
     assert refused.status_code == 409
-    assert payments(shop, case_id) == [Decimal("750.00")]
+    assert paid(shop, case_id) == [Decimal("750.00")]
     assert codes_used(shop, case_id)["mgr-max"] is None
 
 
@@ -143,7 +143,7 @@ async def test_rejecting_from_the_email_rejects_the_request(
     assert outcome.status is CaseStatus.REJECTED
     [rejected] = [line for line in audit(shop, case_id) if line.event == "approval_rejected"]
     assert rejected.actor == "sup-sam"
-    assert payments(shop, case_id) == []
+    assert paid(shop, case_id) == []
 
 
 async def test_the_reminders_links_decide_too(
@@ -184,8 +184,8 @@ async def test_two_approvers_confirming_at_once_settle_it_once(
     assert [line.event for line in decided] in (["approval_approved"], ["approval_rejected"])
     winner = next(a for a in answers if a.status_code == 200)
     assert f"by {decided[0].actor}" in winner.text
-    paid = payments(shop, handle.id)
-    assert paid == ([Decimal("750.00")] if outcome.status is CaseStatus.COMPLETED else [])
+    amounts = paid(shop, handle.id)
+    assert amounts == ([Decimal("750.00")] if outcome.status is CaseStatus.COMPLETED else [])
 
 
 @ON_BOTH_DATABASES
