@@ -16,7 +16,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities import decision_links
-from infra.db import Staff
+from activities.decision_codes import DecisionCodes
+from infra.db import Approval, Staff
 from settings import Settings
 from starter import case_state
 from starter.api.decision_links import MaskLinkTokens
@@ -300,6 +301,34 @@ async def test_without_decision_codes_the_email_has_no_links(
 
     assert sent and all("/decide/" not in email.body for email in sent)
     assert all("decision code" not in email.body for email in sent)
+
+
+@pytest.mark.parametrize("settings", [{"decision_signals": False}], indirect=True)
+async def test_a_link_sent_before_decision_codes_were_turned_off_no_longer_decides(
+    http: httpx.AsyncClient, cases: Cases, client: Client, shop: Shop, settings: Settings
+) -> None:
+    handle = await awaiting_approval(cases, client, "750.00")
+    # Issued as if before the switch: the code and link a worker with codes on would send.
+    with shop.db.transaction() as session:
+        approval = session.get(Approval, handle.id)
+        assert approval is not None
+        code = DecisionCodes.issue(
+            session,
+            case_id=handle.id,
+            staff_id="mgr-mia",
+            requested_at=approval.requested_at,
+            expires_at=approval.due_at,
+            at=approval.requested_at,
+        )
+    link = decision_links.link(handle.id, "mgr-mia", DecisionKind.APPROVE, code)
+
+    shown = await http.get(f"/decide/{link.token}")
+    posted = await http.post(f"/decide/{link.token}", data={})
+
+    assert shown.status_code == posted.status_code == 403
+    assert "deciding from the email is turned off; use the approvals page" in shown.text
+    assert await approval_status(client, handle.id) is ApprovalStatus.PENDING
+    assert codes_used(shop, handle.id) == {"mgr-mia": None}
 
 
 async def test_a_links_token_never_reaches_a_log_line(

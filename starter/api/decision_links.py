@@ -116,6 +116,8 @@ class LinkFacts:
         self, staff_id: str, summary: Summary, requested_by: str, rules: CaseRules, now: datetime
     ) -> str | None:
         """The gate's own rule (``verify_decision``), read ahead of the decision."""
+        if not self._settings.decision_signals:
+            return "deciding from the email is turned off; use the approvals page"
         if self._staff.is_inactive(staff_id):
             return f"{staff_id} is no longer active in the staff directory"
         return policy.approver_refusal(
