@@ -77,7 +77,7 @@ class RequestMetrics:
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
-@router.get("/metrics", tags=["health"], include_in_schema=True, response_class=Response)
+@router.get("/metrics", tags=["health"], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Request counts and latencies per route, in Prometheus' text format (no token)."""
     registry: CollectorRegistry = request.app.state.metrics.registry
