@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
+from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
@@ -109,8 +110,10 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     meter = metric_meter(client)
     async with worker:
         log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
-        gauge = PendingApprovalsGauge(db, meter)
-        beside = [asyncio.create_task(gauge.run(stop, settings.approvals_gauge_every))]
+        beside: list[asyncio.Task[None]] = []
+        if meter is not MetricMeter.noop:  # a runtime exporting metrics: keep its gauges fresh
+            gauge = PendingApprovalsGauge(db, meter)
+            beside.append(asyncio.create_task(gauge.run(stop, settings.approvals_gauge_every)))
         if settings.email_transport == "smtp":
             # Every worker runs one; claims keep them from sending the same email twice.
             dispatcher = OutboxDispatcher(
