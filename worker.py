@@ -93,13 +93,16 @@ def build_worker(
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """The runtime serving the worker's metrics on WORKER_METRICS_PORT (None: 0, none)."""
-    if not settings.worker_metrics_port:
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    if not port:
         return None
-    return prometheus_runtime(
-        settings.worker_metrics_host,
-        settings.worker_metrics_port,
-        histogram_buckets=metrics.HISTOGRAM_BUCKETS,
-    )
+    try:
+        return prometheus_runtime(host, port, histogram_buckets=metrics.HISTOGRAM_BUCKETS)
+    except ValueError as err:  # the port is taken, or the host is not ours
+        raise SystemExit(
+            f"cannot serve the worker's metrics on {host}:{port} ({err}); stop what holds it, "
+            "or set WORKER_METRICS_PORT to a free port (0: no metrics endpoint)"
+        ) from None
 
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:

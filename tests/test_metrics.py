@@ -8,6 +8,7 @@ Prometheus on a free port, over the time-skipping server and a real database.
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -360,3 +361,13 @@ def test_pending_approvals_are_counted_per_procedure_with_the_oldest_age(db: Dat
     # Procedures with nothing pending are reported as 0, not left out.
     assert pending["complaint"] == Pending(count=0, oldest_seconds=0.0)
     assert pending["freight_claim"] == Pending(count=0, oldest_seconds=0.0)
+
+
+def test_a_taken_worker_metrics_port_stops_the_worker_with_a_sentence_naming_it() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"127.0.0.1:{port}.*WORKER_METRICS_PORT"):
+            metrics_runtime(Settings(worker_metrics_port=port))
+    assert metrics_runtime(Settings(worker_metrics_port=0)) is None
