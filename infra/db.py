@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from infra import append_only
+
 CENT = Decimal("0.01")
 
 
@@ -222,51 +224,9 @@ class AuditRecord(Base):
     detail: Mapped[dict[str, str]] = mapped_column(JSON)
 
 
-# The audit trail is append-only in the database itself, not only by convention: a trigger
-# refuses any UPDATE or DELETE of its rows (and, on PostgreSQL, a TRUNCATE), whoever sends it.
-# Both refusals surface as IntegrityError. Migration 0009 creates the same triggers (its own
-# frozen copy); this DDL covers a schema made by ``Base.metadata.create_all``. On SQLite a
-# table rebuilt by a batch migration loses its triggers: such a migration must recreate them.
-AUDIT_APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
-    "postgresql": (
-        """
-        CREATE OR REPLACE FUNCTION audit_trail_append_only() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            RAISE EXCEPTION USING
-                ERRCODE = 'restrict_violation',
-                MESSAGE = 'audit_trail is append-only: ' || TG_OP || ' refused';
-        END
-        $$
-        """,
-        """
-        CREATE TRIGGER audit_trail_append_only
-        BEFORE UPDATE OR DELETE ON audit_trail
-        FOR EACH ROW EXECUTE FUNCTION audit_trail_append_only()
-        """,
-        """
-        CREATE TRIGGER audit_trail_no_truncate
-        BEFORE TRUNCATE ON audit_trail
-        FOR EACH STATEMENT EXECUTE FUNCTION audit_trail_append_only()
-        """,
-    ),
-    "sqlite": (
-        """
-        CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail
-        BEGIN SELECT RAISE(ABORT, 'audit_trail is append-only: UPDATE refused'); END
-        """,
-        """
-        CREATE TRIGGER audit_trail_no_delete BEFORE DELETE ON audit_trail
-        BEGIN SELECT RAISE(ABORT, 'audit_trail is append-only: DELETE refused'); END
-        """,
-    ),
-}
-
-
-@event.listens_for(AuditRecord.__table__, "after_create")
-def _audit_trail_append_only(_table: Any, connection: Any, **_: Any) -> None:
-    for statement in AUDIT_APPEND_ONLY_DDL.get(connection.dialect.name, ()):
-        connection.exec_driver_sql(statement)
+# Append-only in the database itself: triggers refuse an UPDATE or DELETE of its rows
+# (infra/append_only.py; migration 0009 creates the same).
+append_only.install(Base.metadata.tables[AuditRecord.__tablename__])
 
 
 class Approval(Base):

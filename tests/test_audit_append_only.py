@@ -4,6 +4,7 @@ migrations (every real database) or by ``Base.metadata.create_all``."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from alembic import command
 from sqlalchemy.exc import IntegrityError
 
 import migrations
+from infra import append_only
 from infra.db import AuditRecord, Base, Case, Database
 
 ON_BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -130,3 +132,16 @@ def test_downgrading_below_0009_lifts_the_rule_and_upgrading_restores_it(
         assert rows(db) == [(1, "case_opened", "system")]
     finally:
         db.dispose()
+
+
+def test_the_migration_creates_the_triggers_the_models_declare() -> None:
+    # Changing the triggers in infra/append_only.py takes a migration that changes them too.
+    migration = importlib.import_module("migrations.versions.0009_audit_append_only")
+
+    def words(statements: tuple[str, ...]) -> list[str]:
+        return [" ".join(statement.split()) for statement in statements]
+
+    declared = append_only.ddl("audit_trail")
+    assert set(migration.CREATE) == set(declared) == {"postgresql", "sqlite"}
+    for dialect, statements in declared.items():
+        assert words(migration.CREATE[dialect]) == words(statements), dialect

@@ -4,9 +4,9 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-27 05:20:00
 
-A frozen copy of ``infra.db.AUDIT_APPEND_ONLY_DDL`` as of this revision (a migration must not
-change when the models do); tests/test_audit_append_only.py holds the two to the same
-behaviour.
+The statements are a frozen copy of ``infra.append_only.ddl("audit_trail")`` (a migration
+must not change when the code does); tests/test_audit_append_only.py holds the two equal, so
+changing the triggers takes a new migration.
 """
 
 from __future__ import annotations
