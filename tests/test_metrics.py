@@ -76,8 +76,9 @@ async def metered_worker(
 
 @pytest.fixture
 async def api(
-    env: WorkflowEnvironment, metered_worker: MeteredWorker, settings: Settings, database_url: str
+    env: WorkflowEnvironment, shop: Shop, settings: Settings, database_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API over the test's database and task queue (no worker of its own)."""
     app = create_app(env.client, database_url=database_url, settings=settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://casework.test", timeout=30
