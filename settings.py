@@ -169,6 +169,14 @@ class Settings(BaseSettings):
     # address, http://API_HOST:API_PORT.
     public_base_url: str = ""
 
+    # Metrics (docs/metrics.md). The worker serves Temporal's metrics and the product's
+    # (casework_*) at http://WORKER_METRICS_HOST:WORKER_METRICS_PORT/metrics (0: none); the
+    # pending approvals gauges are read from the database every APPROVALS_GAUGE_EVERY. The
+    # API serves its request metrics at its own GET /metrics.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    approvals_gauge_every: timedelta = Field(default=timedelta(seconds=15), gt=timedelta(0))
+
     @property
     def public_url(self) -> str:
         return self.public_base_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"

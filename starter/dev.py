@@ -28,6 +28,7 @@ from pathlib import Path
 
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 import migrations
 from infra.db import Database
@@ -35,7 +36,7 @@ from infra.logs import configure_logging
 from settings import Settings
 from starter import connect, ensure_search_attributes, temporal_address
 from starter.demo import demo_staff, role_duties, seed_demo
-from worker import run_worker
+from worker import metrics_runtime, run_worker
 from workflows import visibility
 from workflows.models import StaffMember
 
@@ -142,7 +143,11 @@ def refuse_taken(port: int, setting: str, host: str = "127.0.0.1") -> None:
 
 
 async def _connect_when_ready(
-    address: str, settings: Settings, server: subprocess.Popen[bytes] | None, seconds: int = 30
+    address: str,
+    settings: Settings,
+    server: subprocess.Popen[bytes] | None,
+    seconds: int = 30,
+    runtime: Runtime | None = None,
 ) -> Client:
     log_hint = f"; see {settings.var_dir / 'temporal.log'}" if server is not None else ""
     for _ in range(seconds * 2):
@@ -152,7 +157,7 @@ async def _connect_when_ready(
                 f"{address}{log_hint}"
             )
         try:
-            return await connect(address)
+            return await connect(address, runtime=runtime)
         except RuntimeError:
             await asyncio.sleep(0.5)
     raise SystemExit(f"Temporal did not answer at {address} within {seconds} s{log_hint}")
@@ -170,6 +175,14 @@ def _print_banner(
         f"  Approvals page   http://{settings.api_host}:{settings.api_port}/approvals",
         f"  Database         {settings.database_url}",
     ]
+    if settings.worker_metrics_port:
+        lines.append(
+            f"  Worker metrics   http://{settings.worker_metrics_host}:"
+            f"{settings.worker_metrics_port}/metrics  (Prometheus)"
+        )
+    lines.append(
+        f"  API metrics      http://{settings.api_host}:{settings.api_port}/metrics  (Prometheus)"
+    )
     if tokens:
         lines.append("  Demo staff: id, role, what they may do, API token (Authorization: Bearer):")
         for member in staff:
@@ -235,9 +248,14 @@ async def run(settings: Settings) -> None:
     # A configured Temporal (TEMPORAL_ADDRESS or a profile) is used as is; else our own.
     embedded = not os.environ.get("TEMPORAL_ADDRESS")
     address = f"127.0.0.1:{settings.dev_server_port}" if embedded else temporal_address()
+    if settings.worker_metrics_port:
+        refuse_taken(
+            settings.worker_metrics_port, "WORKER_METRICS_PORT", settings.worker_metrics_host
+        )
+    runtime = metrics_runtime(settings)  # binds WORKER_METRICS_PORT
     server = start_dev_server(settings) if embedded else None
     try:
-        client = await _connect_when_ready(address, settings, server)
+        client = await _connect_when_ready(address, settings, server, runtime=runtime)
         await ensure_search_attributes(client)
         migrations.upgrade(settings.database_url)
         tokens = seed_demo(Database(settings.database_url), settings.var_dir / "dev-tokens.json")

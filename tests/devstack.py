@@ -39,6 +39,7 @@ def stack_env(var_dir: Path, temporal_port: int, ui_port: int, api_port: int) ->
         DEV_SERVER_PORT=str(temporal_port),
         DEV_SERVER_UI_PORT=str(ui_port),
         API_PORT=str(api_port),
+        WORKER_METRICS_PORT=str(free_port()),
         VAR_DIR=str(var_dir),
         DATABASE_URL=f"sqlite:///{var_dir / 'cases.db'}",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.devstack import DevStack, alive, port_open
+from tests.metrics_helpers import scrape, scraped_until
 
 
 @pytest.fixture
@@ -68,6 +69,17 @@ async def test_make_run_on_other_ports_serves_everything_there(stack: DevStack) 
         await asyncio.sleep(0.2)
     assert status.splitlines()[0] == "refund-port-1  refund  completed"
 
+    # The banner names both metrics endpoints; the worker's counted the case.
+    worker_metrics = f"http://127.0.0.1:{stack.env['WORKER_METRICS_PORT']}/metrics"
+    assert worker_metrics in banner and f"{stack.api}/metrics" in banner
+    worker = await scraped_until(
+        worker_metrics,
+        lambda s: s.value("casework_cases_closed", procedure="refund", outcome="completed") == 1,
+    )
+    assert worker.value("casework_cases_opened", procedure="refund") == 1
+    api = await scrape(f"{stack.api}/metrics")
+    assert api.value("casework_api_requests", route="/readyz", status="200") == 1
+
 
 async def test_the_cli_names_the_address_it_tried(stack: DevStack) -> None:
     result = await asyncio.to_thread(stack.run, "python -m starter status refund-x")
@@ -105,4 +117,17 @@ async def test_a_port_held_by_another_program_is_refused_naming_it(stack: DevSta
     assert (
         f"port {stack.temporal_port} (DEV_SERVER_PORT) is already in use by another program"
         in stack.output()
+    )
+
+
+async def test_a_taken_worker_metrics_port_is_refused_naming_it(stack: DevStack) -> None:
+    port = int(stack.env["WORKER_METRICS_PORT"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        process = stack.launch()
+        status = await asyncio.to_thread(process.wait, 60)
+    assert status != 0
+    assert f"port {port} (WORKER_METRICS_PORT) is already in use by another program" in (
+        stack.output()
     )

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
     ApplicationError,
 )
 
+from workflows import metrics
 from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
 from workflows.faults import describe_fault, ends_the_case
 from workflows.journal import CaseJournal
@@ -245,6 +246,7 @@ class CaseWorkflow(CaseJournal):
         """Record the case and the rules in force now; they hold for its whole life."""
         lean = self.lean  # decided here, before the case's first command
         self._main = asyncio.current_task()
+        metrics.case_opened(self.case_type.value)
         opening = CaseOpening(
             case_id=self.case_id,
             case_type=self.case_type,
@@ -315,6 +317,7 @@ class CaseWorkflow(CaseJournal):
         self._outcome = outcome or Outcome(status=status, reason=reason)
         # Let any in-flight signal or update handler finish before the case closes.
         await self.wait_condition(workflow.all_handlers_finished)
+        metrics.case_closed(self.case_type.value, self._outcome.status.value)
         return self._outcome
 
     async def exception_granted(
@@ -368,4 +371,5 @@ class CaseWorkflow(CaseJournal):
             raise
         self._outcome = Outcome(status=CaseStatus.NEEDS_ATTENTION, reason=reason)
         await self.wait_condition(workflow.all_handlers_finished)
+        metrics.case_closed(self.case_type.value, CaseStatus.NEEDS_ATTENTION.value)
         return self._outcome

@@ -23,7 +23,7 @@ from infra.logs import configure_logging
 from registry import EVENTS, PROCEDURES, Event
 from settings import Settings, get_settings
 from starter import connect
-from starter.api import approvals, cases, decision_links, errors, health, staff, starts
+from starter.api import approvals, cases, decision_links, errors, health, metrics, staff, starts
 from starter.api.auth import Services
 from starter.api.bodies import JSON_TYPES, BodyLimits
 from starter.api.request_log import RequestLog
@@ -82,6 +82,10 @@ def create_app(
     errors.install(app)
     app.add_middleware(BodyLimits)
     app.add_middleware(RequestLog)
+    # Request metrics (GET /metrics): outermost, so that every final status is counted.
+    app.state.metrics = metrics.ApiMetrics()
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:
         # Start bodies are read by hand (to hash them and to keep Decimals exact), so their
