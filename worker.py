@@ -22,6 +22,7 @@ from activities.cancellation import LinkedCases
 from activities.cases import CaseActivities
 from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
+from infra.codec import CodecKeyError
 from infra.db import Database
 from infra.logs import configure_logging
 from registry import SUPPORTING_WORKFLOWS, WORKFLOWS
@@ -116,7 +117,11 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(await connect(), settings, stop)
+    try:
+        client = await connect()
+    except CodecKeyError as err:  # no payload key: say so in one line, start nothing
+        raise SystemExit(f"error: {err}") from None
+    await run_worker(client, settings, stop)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The Temporal connection every process shares: address, converter, search attributes.
 
 ``DATA_CONVERTER`` is the one converter of every client and worker (pydantic v2 models,
-Decimal and datetime round-trip exactly).
+Decimal and datetime round-trip exactly), with every payload encrypted by the configured keys
+(infra/codec.py): a client built any other way would write customer data in clear.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,12 +16,22 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.codec import ConfiguredCodec, codec_for
 from settings import get_settings
 
-DATA_CONVERTER = pydantic_data_converter
+
+def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
+    """The pydantic converter with ``codec`` (default: the configured keys, looked up when
+    first used). Every client and worker goes through here; tests pass a codec of their own
+    keys to play a rotation."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec or ConfiguredCodec())
+
+
+DATA_CONVERTER = data_converter()
 
 
 def temporal_address() -> str:
@@ -33,6 +45,7 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
     """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile); without one, to
     the dev server of ``make run`` (DEV_SERVER_PORT)."""
+    codec_for(get_settings())  # no keys: refuse now (CodecKeyError), not at the first case
     config = ClientConfig.load_client_connect_config()
     config["target_host"] = address or temporal_address()
     if namespace:

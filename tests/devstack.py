@@ -33,7 +33,8 @@ def stack_env(var_dir: Path, temporal_port: int, ui_port: int, api_port: int) ->
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("TEMPORAL_") and key not in ("DATABASE_URL", "TASK_QUEUE")
+        # The runner finds its own key (the key file it creates), as on a user's machine.
+        if not key.startswith(("TEMPORAL_", "CODEC_")) and key not in ("DATABASE_URL", "TASK_QUEUE")
     }
     env.update(
         DEV_SERVER_PORT=str(temporal_port),
