@@ -45,12 +45,13 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
     """Connect with Temporal's standard environment configuration (TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY or a TOML profile); without one, to
     the dev server of ``make run`` (DEV_SERVER_PORT)."""
-    codec_for(get_settings())  # no keys: refuse now (CodecKeyError), not at the first case
     config = ClientConfig.load_client_connect_config()
     config["target_host"] = address or temporal_address()
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=DATA_CONVERTER)
+    client = await Client.connect(**config, data_converter=DATA_CONVERTER)
+    codec_for(get_settings())  # no keys: refuse now (CodecKeyError), not at the first case
+    return client
 
 
 async def register_search_attributes(

@@ -35,7 +35,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.staff import StaffDirectory
-from infra.codec import CodecKeyError
+from infra.codec import CodecKeyError, DecryptionError, UnknownKeyError
 from infra.db import Database
 from registry import EVENTS, PROCEDURES, Procedure
 from settings import Settings, get_settings
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(3, f"Temporal said: {err.message}")
     except Unreachable as err:
         return _fail(3, str(err))
-    except CodecKeyError as err:
+    except (CodecKeyError, UnknownKeyError, DecryptionError) as err:
         return _fail(3, str(err))
     except (OperationalError, ConnectionError) as err:
         return _fail(3, f"service unavailable: {str(err).splitlines()[0]}")

@@ -19,6 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio.converter import DataConverter
+
+from infra.codec import KEY_FILE_NAME, EncryptionCodec, read_key_file
+from infra.temporal import data_converter
+
 ROOT = Path(__file__).resolve().parent.parent
 BANNER = "casework is running"
 
@@ -129,6 +134,12 @@ class DevStack:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=10)
+
+    def data_converter(self) -> DataConverter:
+        """The converter of the stack's own processes: the keys of the file its first run
+        created (not the test session's CODEC_KEYS)."""
+        keys = read_key_file(self.var_dir / KEY_FILE_NAME)
+        return data_converter(EncryptionCodec(keys))
 
     def dev_server_pid(self) -> int:
         return int((self.var_dir / "temporal.pid").read_text().split()[0])

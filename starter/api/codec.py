@@ -32,6 +32,7 @@ from temporalio.api.common.v1 import Payloads
 
 from infra.codec import DecryptionError, UnknownKeyError, codec_for
 from settings import Settings
+from starter.api.approvals import PAGE_HEADERS
 from starter.api.auth import ServicesDep
 from starter.api.bodies import JSON_TYPES, read_json_object
 from starter.api.errors import ERRORS, ApiError
@@ -157,7 +158,7 @@ async def encode(
 @router.get("/session", include_in_schema=False)
 async def session_page() -> FileResponse:
     """A sign-in page for the browser that opens the Web UI."""
-    return FileResponse(SESSION_PAGE, media_type="text/html")
+    return FileResponse(SESSION_PAGE, media_type="text/html", headers=PAGE_HEADERS)
 
 
 @router.post("/session", status_code=204)
