@@ -6,13 +6,17 @@ from __future__ import annotations
 import base64
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from activities.cases import CaseActivities
 from infra.codec import ENCODING, KEY_ID, UnknownKeyError, codec_for
@@ -32,9 +36,12 @@ from tests.privacy_helpers import (
     raw_history,
     stored_payloads,
 )
+from tests.recorded_histories import Shelf
 from worker import build_worker
 from workflows import visibility
 from workflows.models import CaseStatus, Decision, DecisionKind, Outcome, RefundRequest
+from workflows.refund import RefundWorkflow
+from workflows.sandbox import workflow_runner
 
 UI_ORIGIN = "http://127.0.0.1:8233"  # the dev server's Web UI on DEV_SERVER_UI_PORT's default
 
@@ -88,6 +95,27 @@ async def test_history_read_without_the_key_holds_no_customer_text(
     # The same history, decrypted, does hold them: the check above looked in the right place.
     readable = await decoded_bytes(history, codec_for(Settings()))
     assert all(fragment.encode() in readable for fragment in CUSTOMER_FRAGMENTS)
+
+
+async def test_a_recorded_history_is_kept_decrypted_and_replays_without_any_key(
+    client: Client, cases: Cases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = await approved_case(client, cases)
+    shelf = Shelf(tmp_path, RefundWorkflow)
+    monkeypatch.setenv("REPLAY_RECORD", "1")
+
+    await shelf.keep_if_recording("approved", await handle.fetch_history())
+
+    [kept] = shelf.recorded()
+    assert "binary/encrypted" not in kept.read_text()
+    history = shelf.load(kept)
+    assert CUSTOMER_TEXT.encode() in history_bytes(history)
+    replayer = Replayer(
+        workflows=[RefundWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
 async def test_a_case_opened_under_key_1_finishes_under_key_2(
