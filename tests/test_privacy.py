@@ -3,6 +3,7 @@ and the codec endpoint shows staff (and only staff) what the cases hold."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from decimal import Decimal
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -73,6 +75,16 @@ async def approved_case(client: Client, cases: Cases) -> WorkflowHandle[Any, Any
     outcome: Outcome = await handle.result()
     assert outcome.status is CaseStatus.COMPLETED
     return handle
+
+
+async def workflow_task_failure(client: Client, case_id: str) -> str:
+    """The message of the case's first failed workflow task, once there is one."""
+    for _ in range(200):
+        async for event in client.get_workflow_handle(case_id).fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                return str(event.workflow_task_failed_event_attributes.failure.message)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no workflow task of {case_id} failed")
 
 
 def _awaiting(state: Any) -> bool:
@@ -158,6 +170,30 @@ async def test_a_case_opened_under_key_1_finishes_under_key_2(
             assert "key 'k2'" in str(err)
         else:
             raise AssertionError("a client without key 2 read the outcome")
+    finally:
+        await tracker.close_all()
+
+
+async def test_a_worker_without_the_case_key_leaves_it_waiting_until_one_has_it(
+    dev_env: WorkflowEnvironment, activities: CaseActivities, settings: Settings, shop: Shop
+) -> None:
+    first = keyring("k1")
+    starter = client_with(dev_env.client, codec_of(first))
+    stranger = client_with(dev_env.client, codec_of(keyring("k2")))
+    keeper = client_with(dev_env.client, codec_of(keyring("k2", ("k1", first.keys["k1"]))))
+    tracker = Cases(starter, settings.task_queue)
+    try:
+        started = await start_refund(starter, refund("20.00"), task_queue=settings.task_queue)
+        tracker.handles.append(started.handle)
+
+        async with build_worker(stranger, activities=activities, settings=settings):
+            refusal = await workflow_task_failure(dev_env.client, started.case_id)
+        assert "payload encrypted under key 'k1', which this process does not hold" in refusal
+
+        async with build_worker(keeper, activities=activities, settings=settings):
+            handle = keeper.get_workflow_handle(started.case_id, result_type=Outcome)
+            outcome = await handle.result()
+        assert outcome.status is CaseStatus.COMPLETED
     finally:
         await tracker.close_all()
 
