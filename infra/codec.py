@@ -214,7 +214,7 @@ class EncryptionCodec(PayloadCodec):
         data = payload.data
         try:
             plain = cipher.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], key_id.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce
             raise DecryptionError(
                 f"payload under key {key_id!r} does not decrypt (altered, or another key of "
                 "that id)"

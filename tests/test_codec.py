@@ -90,8 +90,9 @@ async def test_an_altered_payload_or_a_swapped_key_id_does_not_decrypt() -> None
     altered = Payload(metadata=sealed.metadata, data=sealed.data[:-1] + b"\0")
     # The key id is authenticated: relabelled, the same bytes are refused.
     relabelled = Payload(metadata={**sealed.metadata, KEY_ID: b"b"}, data=sealed.data)
+    truncated = Payload(metadata=sealed.metadata, data=sealed.data[:5])
 
-    for bad in (altered, relabelled):
+    for bad in (altered, relabelled, truncated):
         with pytest.raises(DecryptionError):
             await codec.decode([bad])
 
