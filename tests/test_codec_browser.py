@@ -1,11 +1,15 @@
 """The Web UI's codec calls, made by headless Chromium from another origin than the API's, as
 the Temporal UI (on DEV_SERVER_UI_PORT) makes them: the codec session cookie crosses ports
-and CORS lets the page read the answer."""
+and CORS lets the page read the answer; and the real Web UI of ``make run`` showing a case
+decrypted once the browser is signed in."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ from infra.codec import codec_for
 from settings import Settings
 from starter.api import create_app
 from tests.conftest import Shop
+from tests.devstack import DevStack
 from tests.privacy_helpers import bound_socket, serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -107,3 +112,63 @@ async def test_a_browser_signed_in_at_the_codec_decodes_for_a_page_of_the_ui_ori
     [decoded] = signed_in["body"]["payloads"]
     assert base64.b64decode(decoded["data"]) == b'"call 512 555 0100"'
     assert without_credentials["status"] == 401
+
+
+# The Web UI's own settings for its codec, as its Codec Server dialog stores them: the
+# browser's endpoint, overriding the server's configuration, with cross-origin credentials.
+UI_CODEC_SETTINGS = """(endpoint) => {
+  localStorage.setItem("endpoint", JSON.stringify(endpoint));
+  localStorage.setItem("overrideRemoteCodecConfiguration", "true");
+  localStorage.setItem("includeCredentials", "true");
+}"""
+
+
+async def shows(page: Page, text: str, seconds: float = 15) -> bool:
+    """Whether ``text`` appears on the page within ``seconds`` (the UI decodes as it renders)."""
+    for _ in range(int(seconds / 0.25)):
+        if text in await page.content():
+            return True
+        await page.wait_for_timeout(250)
+    return False
+
+
+async def test_the_temporal_web_ui_of_make_run_shows_a_case_decrypted_once_signed_in(
+    tmp_path: Path,
+) -> None:
+    stack = DevStack.on_free_ports(tmp_path / "var")
+    await asyncio.to_thread(stack.start)
+    try:
+        started = await asyncio.to_thread(
+            stack.run,
+            "python -m starter refund --order ORD-1002 --customer C-100 --amount 20.00 "
+            "--reason 'Thawed, call Ada at 512 555 0100' --requested-by agent-amy "
+            "--request-id ui-1",
+        )
+        assert started.returncode == 0, started.stderr
+        token = re.search(r"agent-amy +agent +.* (cw_\S+)", stack.output())
+        assert token is not None
+        case_page = f"http://127.0.0.1:{stack.ui_port}/namespaces/default/workflows/refund-ui-1"
+        endpoint = f"{stack.api}/codec"
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = await (await browser.new_context()).new_page()
+            page.set_default_timeout(15_000)
+            await page.goto(f"http://127.0.0.1:{stack.ui_port}")
+            await page.evaluate(UI_CODEC_SETTINGS, endpoint)
+            await page.goto(case_page)
+            loaded = await shows(page, "RefundWorkflow")  # the case's page, not decrypted
+            before = await shows(page, "512 555 0100", seconds=5)
+            await page.goto(f"{endpoint}/session")
+            await page.get_by_label("Your API token").fill(token.group(1))
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("status")).to_contain_text("Signed in")
+            await page.goto(case_page)
+            after = await shows(page, "512 555 0100")
+            await browser.close()
+
+        assert loaded
+        assert not before  # the UI asked the codec, which refused: ciphertext only
+        assert after
+    finally:
+        stack.interrupt()
