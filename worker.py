@@ -25,6 +25,7 @@ from activities.cases import CaseActivities
 from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
 from activities.pending_approvals import PendingApprovalsGauge
+from infra.codec import CodecKeyError
 from infra.db import Database
 from infra.logs import configure_logging
 from infra.temporal import metric_meter, prometheus_runtime
@@ -148,7 +149,11 @@ async def main() -> None:
             "worker_metrics",
             url=f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics",
         )
-    await run_worker(await connect(runtime=runtime), settings, stop)
+    try:
+        client = await connect(runtime=runtime)
+    except CodecKeyError as err:  # no payload key: say so in one line, start nothing
+        raise SystemExit(f"error: {err}") from None
+    await run_worker(client, settings, stop)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The Temporal connection every process shares: address, converter, search attributes.
 
 ``DATA_CONVERTER`` is the one converter of every client and worker (pydantic v2 models,
-Decimal and datetime round-trip exactly).
+Decimal and datetime round-trip exactly), with every payload encrypted by the configured keys
+(infra/codec.py): a client built any other way would write customer data in clear.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,13 +16,23 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import MetricMeter, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.codec import ConfiguredCodec, codec_for
 from settings import get_settings
 
-DATA_CONVERTER = pydantic_data_converter
+
+def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
+    """The pydantic converter with ``codec`` (default: the configured keys, looked up when
+    first used). Every client and worker goes through here; tests pass a codec of their own
+    keys to play a rotation."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec or ConfiguredCodec())
+
+
+DATA_CONVERTER = data_converter()
 
 
 def temporal_address() -> str:
@@ -41,7 +53,9 @@ async def connect(
     config["target_host"] = address or temporal_address()
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=DATA_CONVERTER, runtime=runtime)
+    client = await Client.connect(**config, data_converter=DATA_CONVERTER, runtime=runtime)
+    codec_for(get_settings())  # no keys: refuse now (CodecKeyError), not at the first case
+    return client
 
 
 def prometheus_runtime(

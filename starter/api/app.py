@@ -23,7 +23,17 @@ from infra.logs import configure_logging
 from registry import EVENTS, PROCEDURES, Event
 from settings import Settings, get_settings
 from starter import connect
-from starter.api import approvals, cases, decision_links, errors, health, metrics, staff, starts
+from starter.api import (
+    approvals,
+    cases,
+    codec,
+    decision_links,
+    errors,
+    health,
+    metrics,
+    staff,
+    starts,
+)
 from starter.api.auth import Services
 from starter.api.bodies import JSON_TYPES, BodyLimits
 from starter.api.request_log import RequestLog
@@ -66,6 +76,7 @@ def create_app(
     # The approval email's Approve / Reject links; their tokens are kept out of access logs.
     app.include_router(decision_links.router)
     decision_links.mask_access_log()
+    app.include_router(codec.router)  # the Temporal Web UI's codec endpoint (CORS below)
     app.mount("/static", StaticFiles(directory=approvals.STATIC_DIR), name="static")
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
@@ -82,6 +93,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(BodyLimits)
     app.add_middleware(RequestLog)
+    app.add_middleware(codec.CodecCors, settings=settings)
     # Request metrics (GET /metrics): outermost, so that every final status is counted.
     app.state.metrics = metrics.ApiMetrics()
     app.include_router(metrics.router)
