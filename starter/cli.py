@@ -57,6 +57,7 @@ from starter import (
     temporal_address,
 )
 from starter.cli_local import UsageError, add_local_commands, money
+from starter.report.command import add_report_command
 from workflows.models import CaseState, Decision, StaffMember
 
 EXIT_CODES = {
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_event)
 
     add_local_commands(sub)
+    add_report_command(sub)
     sub.add_parser("dev", help="run everything locally (make run)").set_defaults(local=cmd_dev)
     return parser
 
