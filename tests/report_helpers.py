@@ -30,6 +30,7 @@ def add_case(
     customer_id: str = "C-100",
     amount: str | None = None,
     request: dict[str, Any] | None = None,
+    rules: dict[str, Any] | None = None,
 ) -> None:
     with db.transaction() as session:
         session.add(
@@ -43,7 +44,7 @@ def add_case(
                 amount=None if amount is None else Decimal(amount),
                 requested_by="agent-amy",
                 request=request or {},
-                rules={},
+                rules=rules or {},
                 opened_at=opened,
                 updated_at=closed or opened,
             )

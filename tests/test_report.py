@@ -18,7 +18,7 @@ import pytest
 from infra.db import Database
 from settings import Settings
 from tests.conftest import Shop
-from tests.report_helpers import seed_known_cases
+from tests.report_helpers import add_audit, add_case, at, seed_known_cases
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
@@ -122,6 +122,21 @@ async def test_follow_ups_on_time_are_read_from_clocks_then_from_the_audit_trail
         "from_audit": 2,
         "on_time_ratio": 0.5,
     }
+
+
+async def test_a_complaint_is_held_to_the_follow_up_time_it_opened_with(
+    shop: Shop, db: Database, settings: Settings
+) -> None:
+    # Opened under FOLLOW_UP_WITHIN = 2 days (recorded with the case), followed up after 30 h.
+    two_days = {"complaint": {"follow_up_within": "P2D"}}
+    add_case(db, "complaint-slow", "complaint", "closed", at(2, 14), at(6, 14),
+             request={"category": "quality"}, rules=two_days)  # fmt: skip
+    add_audit(db, "complaint-slow", 1, "follow_up_sent", at(3, 20))
+    add_case(db, "complaint-usual", "complaint", "closed", at(2, 14), at(6, 14),
+             request={"category": "quality"})  # fmt: skip
+    add_audit(db, "complaint-usual", 1, "follow_up_sent", at(3, 20))
+    follow_ups = (await report_json(settings=settings))["follow_ups"]
+    assert (follow_ups["on_time"], follow_ups["late"], follow_ups["from_audit"]) == (1, 1, 2)
 
 
 async def test_breaches_are_counted_per_clock(seeded: Shop, settings: Settings) -> None:

@@ -8,7 +8,6 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
@@ -41,6 +40,8 @@ FOLLOW_UP_CLOCK = "complaint_follow_up"
 # The audit line of the complaint's follow-up to the customer (workflows/complaints.py).
 FOLLOW_UP_EVENT = "follow_up_sent"
 DECIDED = ("approved", "rejected")
+# An approval and its case's type (the procedure).
+ApprovalRow = tuple[Approval, str]
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
 
 
@@ -89,7 +90,7 @@ class ReportService:
         with self.db.read() as session:
             covered = self._covered(since, procedure)
             cases = session.scalars(select(Case).where(*covered)).all()
-            approvals = [
+            approvals: list[ApprovalRow] = [
                 (approval, kind)
                 for approval, kind in session.execute(
                     select(Approval, Case.type).join(Case).where(*covered)
@@ -101,7 +102,9 @@ class ReportService:
                 .join(Customer, Customer.id == Case.customer_id)
                 .where(*covered, Customer.vip.is_(True))
             ).all()
-            follow_ups = self._follow_ups(session, [c for c in cases if c.type == "complaint"])
+            follow_ups = self._follow_ups(
+                session, [c for c in cases if c.type == "complaint"], covered
+            )
         return Report(
             generated_at=(now or datetime.now(UTC)).astimezone(self.zone),
             timezone=self.settings.business_timezone,
@@ -175,7 +178,12 @@ class ReportService:
             for (day, kind), n in sorted(counts.items())
         )
 
-    def _follow_ups(self, session: Session, complaints: Sequence[Case]) -> dict[str, str]:
+    def _follow_ups(
+        self,
+        session: Session,
+        complaints: Sequence[Case],
+        covered: Sequence[ColumnElement[bool]],
+    ) -> dict[str, str]:
         """Each complaint's follow-up judged from its audit trail: ``on_time``, ``late`` or
         ``pending`` (the first follow_up_sent line against opening + FOLLOW_UP_WITHIN)."""
         if not complaints:
@@ -183,8 +191,8 @@ class ReportService:
         sent: dict[str, datetime] = {}
         rows = session.execute(
             select(AuditRecord.case_id, AuditRecord.at)
-            .where(AuditRecord.case_id.in_([c.id for c in complaints]))
-            .where(AuditRecord.event == FOLLOW_UP_EVENT)
+            .join(Case)
+            .where(*covered, Case.type == "complaint", AuditRecord.event == FOLLOW_UP_EVENT)
             .order_by(AuditRecord.case_id, AuditRecord.seq)
         ).all()
         for case_id, sent_at in rows:
@@ -233,7 +241,7 @@ class ReportService:
             from_audit=len(audited),
         )
 
-    def _exceptions(self, rows: Iterable[Any]) -> Iterable[PolicyException]:
+    def _exceptions(self, rows: Sequence[ApprovalRow]) -> Iterable[PolicyException]:
         for approval, kind in sorted(rows, key=lambda r: (r[0].requested_at, r[0].case_id)):
             if approval.kind != ApprovalKind.POLICY_EXCEPTION.value:
                 continue
@@ -307,7 +315,7 @@ def _reasons(cases: Sequence[Case]) -> tuple[ReasonCount, ...]:
     )
 
 
-def _granted(rows: Iterable[Any]) -> tuple[ApproverExceptions, ...]:
+def _granted(rows: Sequence[ApprovalRow]) -> tuple[ApproverExceptions, ...]:
     counts: Counter[tuple[str, str]] = Counter(
         (approval.decided_by or "-", approval.rule or "-")
         for approval, _ in rows
