@@ -1,15 +1,13 @@
 """The management report (``python -m starter report``), run as operators run it, over known
-cases written in the database: its figures, its formats, its filters and its refusals."""
+cases written in the database: its figures, its formats, its filters and its refusals. Temporal
+is unreachable throughout (the CLI helper dials nobody): the report reads the database alone."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from infra.db import Database
 from settings import Settings
+from tests.cli_helpers import cli
 from tests.conftest import Shop
 from tests.report_helpers import add_audit, add_case, at, seed_known_cases
 
@@ -26,20 +25,8 @@ HOUR = 3600.0
 
 
 async def report(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
-    variables = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")},
-        "DATABASE_URL": settings.database_url,
-        "BUSINESS_TIMEZONE": "America/New_York",
-        "CURRENCY": "USD",
-    }
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "starter", "report", *args],
-        env=variables,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    zone = {"BUSINESS_TIMEZONE": "America/New_York", "CURRENCY": "USD"}
+    return await cli("report", *args, settings=settings, extra_env=zone)
 
 
 async def report_json(*args: str, settings: Settings) -> dict[str, Any]:
