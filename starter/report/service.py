@@ -39,6 +39,9 @@ REASON_FIELDS = {
 FOLLOW_UP_CLOCK = "complaint_follow_up"
 # The audit line of the complaint's follow-up to the customer (workflows/complaints.py).
 FOLLOW_UP_EVENT = "follow_up_sent"
+# The follow-up is due at 24 hours sharp and its emails go out in the moments after (each a
+# step of its own): that is on time. A follow-up held up longer (a worker down) is late.
+FOLLOW_UP_GRACE = timedelta(minutes=1)
 DECIDED = ("approved", "rejected")
 # An approval and its case's type (the procedure).
 ApprovalRow = tuple[Approval, str]
@@ -199,7 +202,7 @@ class ReportService:
             sent.setdefault(case_id, sent_at)
         judged: dict[str, str] = {}
         for case in complaints:
-            due = case.opened_at + self._follow_up_within(case)
+            due = case.opened_at + self._follow_up_within(case) + FOLLOW_UP_GRACE
             at = sent.get(case.id)
             if at is None:
                 judged[case.id] = "pending" if not is_final(case.status) else "none"
