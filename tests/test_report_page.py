@@ -1,6 +1,6 @@
 """The report's HTML page, opened in headless Chromium as a manager would open the file: its
 charts are drawn and visible, and the numbers on the page are the known cases' numbers.
-A screenshot is kept under test-artifacts/ (gitignored) for a human look."""
+A screenshot is kept under tests/artifacts/ (gitignored) for a human look."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.browser_helpers import chromium
 from tests.conftest import Shop
 from tests.report_helpers import at, seed_known_cases
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
