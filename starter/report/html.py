@@ -28,6 +28,7 @@ BUCKETS: tuple[tuple[float | None, str], ...] = (
     (None, "> 3d"),
 )
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 260, 40, 40, 16
+MAX_LABELLED_DAYS = 31  # a month of days has room for each day's total above its bar
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:60rem;
@@ -171,11 +172,12 @@ def _cases_over_time(report: Report, colours: dict[str, str]) -> str:
                 f'height="{h:.1f}" fill="{colours.get(procedure, "#777")}">'
                 f"<title>{day:%Y-%m-%d}: {n} {escape(procedure)}</title></rect>"
             )
-        total = sum(n for _, n in per_day[day])
-        body.append(
-            f'<text x="{x + band / 2 - 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" '
-            f'data-figure="opened-{day:%Y-%m-%d}">{total}</text>'
-        )
+        if len(days) <= MAX_LABELLED_DAYS:  # beyond, the totals would overlap: see the tooltips
+            total = sum(n for _, n in per_day[day])
+            body.append(
+                f'<text x="{x + band / 2 - 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" '
+                f'data-figure="opened-{day:%Y-%m-%d}">{total}</text>'
+            )
         if i % every == 0:
             body.append(
                 f'<text x="{x + band / 2 - 2:.1f}" y="{HEIGHT - BOTTOM + 14}" '
