@@ -105,3 +105,18 @@ def test_queries_name_real_search_attributes_statuses_and_case_types() -> None:
 
     assert values_of("CaseStatus") - {s.value for s in CaseStatus} == set()
     assert values_of("CaseType") == {t.value for t in CaseType}  # a row for every procedure
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", ["operations.md", "reports.md"])
+def test_links_to_sections_of_other_pages_land_on_a_heading(page: str) -> None:
+    docs = GUIDE.parent
+    links = re.findall(r"\]\(([a-z-]+\.md)#([a-z0-9-]+)\)", (docs / page).read_text())
+    assert links or page == "reports.md"
+    for target, anchor in links:
+        headings = re.findall(r"^#+ (.+)$", (docs / target).read_text(), re.MULTILINE)
+        assert anchor in {slug(h) for h in headings}, f"{target}#{anchor}"
