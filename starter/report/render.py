@@ -110,7 +110,8 @@ def as_csv(report: Report) -> str:
 def as_table(report: Report) -> str:
     lines = [
         f"Case report: {scope(report)}",
-        f"generated {report.generated_at:%Y-%m-%d %H:%M} ({report.timezone})",
+        f"generated {report.generated_at:%Y-%m-%d %H:%M} ({report.timezone}); times in "
+        f"{report.timezone}, money in {report.currency}",
         "",
         f"{'procedure':<16} {'opened':>6} {'closed':>6} {'open':>5}  "
         f"{'decision median':>15} {'p90':>8}  {'close median':>12} {'p90':>8}  outcomes",
