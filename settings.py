@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     freight_claim_above: Decimal = Decimal("200.00")
     carrier_follow_up_every: timedelta = timedelta(days=7)
     carrier_claim_wait: timedelta = timedelta(days=30)
+    # My work and the case page (starter/api/work.py): where the Temporal Web UI shows a
+    # case ("" = the embedded dev server's UI on DEV_SERVER_UI_PORT).
+    temporal_ui_url: str = ""
 
     @field_validator("satisfaction_wait", "lot_alert_complaints", "late_escalate_after")
     @classmethod

@@ -23,7 +23,7 @@ from infra.logs import configure_logging
 from registry import EVENTS, PROCEDURES, Event
 from settings import Settings, get_settings
 from starter import connect
-from starter.api import approvals, cases, errors, health, staff, starts
+from starter.api import approvals, cases, errors, health, staff, starts, work
 from starter.api.auth import Services
 from starter.api.bodies import JSON_TYPES, BodyLimits
 from starter.api.request_log import RequestLog
@@ -63,6 +63,7 @@ def create_app(
     starts.add_start_routes(app)
     for module in (health, staff, starts, cases, approvals):
         app.include_router(module.router)
+    app.include_router(work.router)  # My work and the case page
     app.mount("/static", StaticFiles(directory=approvals.STATIC_DIR), name="static")
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
