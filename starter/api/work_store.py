@@ -255,6 +255,8 @@ class WorkStore:
             page_size=filters.page_size,
             currency=self.settings.currency,
             timezone=self.settings.business_timezone,
+            procedures=[t.value for t in BY_CASE_TYPE],
+            statuses=[s.value for s in CaseStatus if not s.is_final],
         )
 
     def _actions(

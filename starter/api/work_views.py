@@ -70,6 +70,8 @@ class WorkPage(ApiModel):
     page_size: int
     currency: str
     timezone: str
+    procedures: list[str] = Field(description="What the procedure filter takes")
+    statuses: list[str] = Field(description="What the status filter takes (open statuses)")
 
 
 class DoneItem(ApiModel):

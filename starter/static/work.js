@@ -1,0 +1,499 @@
+// My work: the open cases waiting for the signed-in person (GET /v1/work), one case at a
+// time beside the list (or instead of it on a phone), its action first: a decision, or a
+// form generated from the event's model. Done by me, and delegation for managers.
+
+import { api, session, setUpSignIn } from "./session.js";
+import { ago, money, title, when, words } from "./format.js";
+import { decisionForm } from "./decision.js";
+import { eventForm, loadForms } from "./forms.js";
+import { caseFacts } from "./facts.js";
+
+const POLL_MS = 20000;
+// The list reads the database, which records a decision or an event a moment after the
+// case takes it: hide what was done here until the list has caught up.
+const HIDE_DONE_MS = 120000;
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  page: 1,
+  pageSize: 25,
+  total: 0,
+  items: [],
+  current: null, // case id shown in the detail pane
+  picked: new Set(), // case ids selected for bulk approval
+  doneHere: new Map(), // case id -> when
+  currency: "USD",
+  timezone: "UTC",
+  donePage: 1,
+  filtersFilled: false,
+  timer: null,
+};
+
+function notice(text) {
+  $("notice").textContent = text;
+}
+
+// ---- the list -------------------------------------------------------------------------------
+
+function query() {
+  const params = new URLSearchParams({ page: state.page, page_size: state.pageSize });
+  for (const name of ["q", "procedure", "status", "min_amount", "max_amount", "sort"]) {
+    const value = $(name).value.trim();
+    if (value) params.set(name, value);
+  }
+  return params;
+}
+
+function fillFilters(page) {
+  if (state.filtersFilled) return;
+  state.filtersFilled = true;
+  for (const [id, values] of [["procedure", page.procedures], ["status", page.statuses]]) {
+    for (const value of values) {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = title(value);
+      $(id).append(option);
+    }
+  }
+}
+
+async function refresh() {
+  if (!session.me) return;
+  let page;
+  try {
+    page = await api(`/v1/work?${query()}`);
+  } catch (err) {
+    notice(err.message);
+    return;
+  }
+  fillFilters(page);
+  state.currency = page.currency;
+  state.timezone = page.timezone;
+  state.total = page.total;
+  const now = Date.now();
+  for (const [caseId, at] of state.doneHere) {
+    if (now - at > HIDE_DONE_MS) state.doneHere.delete(caseId);
+  }
+  state.items = page.items.filter((item) => !state.doneHere.has(item.case_id));
+  renderList();
+  if (state.current && !state.items.some((i) => i.case_id === state.current)) {
+    if ($("open-view").dataset.showing !== "detail") clearDetail();
+  }
+}
+
+function whatFor(item) {
+  if (item.actions.some((a) => a.kind === "decision")) return "Decide";
+  return item.actions.map((a) => a.title).join(" or ");
+}
+
+function renderList() {
+  const list = $("items");
+  const kept = new Set(state.items.map((i) => i.case_id));
+  for (const id of [...state.picked]) if (!kept.has(id)) state.picked.delete(id);
+  list.replaceChildren(...state.items.map(itemNode));
+  const count = state.items.length;
+  const pages = Math.max(1, Math.ceil(state.total / state.pageSize));
+  $("summary").textContent =
+    state.total === 0
+      ? "Nothing is waiting for you."
+      : `${state.total} waiting for you · ${words($("sort").selectedOptions[0].textContent).toLowerCase()}.`;
+  $("page-label").textContent = `Page ${state.page} of ${pages}`;
+  $("prev").disabled = state.page <= 1;
+  $("next-page").disabled = state.page >= pages;
+  $("bulk").hidden = !state.items.some(decides);
+  updateBulk();
+  if (count && !state.current && window.matchMedia("(min-width: 1024px)").matches) {
+    show(state.items[0].case_id);
+  }
+}
+
+const decides = (item) => item.actions.some((a) => a.kind === "decision");
+
+function itemNode(item) {
+  const li = document.createElement("li");
+  li.className = "item";
+  li.dataset.caseId = item.case_id;
+  if (item.case_id === state.current) li.setAttribute("aria-current", "true");
+  if (decides(item)) {
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.className = "pick";
+    pick.checked = state.picked.has(item.case_id);
+    pick.setAttribute("aria-label", `Select ${item.case_id} for bulk approval`);
+    pick.addEventListener("change", () => {
+      if (pick.checked) state.picked.add(item.case_id);
+      else state.picked.delete(item.case_id);
+      updateBulk();
+    });
+    li.append(pick);
+  } else {
+    li.append(document.createElement("span"));
+  }
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "open";
+  const line1 = document.createElement("span");
+  line1.className = "line1";
+  const amount = document.createElement("span");
+  amount.className = "amount";
+  amount.textContent = item.amount === null ? "" : money(item.amount, state.currency);
+  const what = document.createElement("span");
+  what.className = "what";
+  what.textContent = `${whatFor(item)} · ${title(item.type)}`;
+  line1.append(amount, what);
+  if (item.vip) line1.append(badge("VIP", "vip"));
+  if (item.standing_in_for.length) line1.append(badge(`for ${item.standing_in_for.join(", ")}`));
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  const who = item.customer_name ? `${item.customer_name} (${item.customer_id})` : item.customer_id;
+  meta.textContent = [item.case_id, item.order_id, who, item.ra_number].filter(Boolean).join(" · ");
+  const clock = document.createElement("span");
+  clock.className = item.clock && item.clock.overdue ? "clock overdue" : "clock";
+  clock.textContent = item.clock
+    ? `${item.clock.label} · waiting since ${ago(item.waiting_since)}`
+    : `waiting since ${ago(item.waiting_since)}`;
+  if (item.clock) clock.title = item.clock.local;
+  open.append(line1, meta, clock);
+  open.addEventListener("click", () => show(item.case_id, { focus: true }));
+  li.append(open);
+  return li;
+}
+
+function badge(text, kind = "") {
+  const span = document.createElement("span");
+  span.className = `badge ${kind}`.trim();
+  span.textContent = text;
+  return span;
+}
+
+function updateBulk() {
+  const n = state.picked.size;
+  $("bulk-count").textContent = n ? `${n} selected` : "Select cases to approve them together.";
+  $("bulk-approve").disabled = n === 0;
+}
+
+async function bulkApprove() {
+  const ids = [...state.picked];
+  if (!ids.length) return;
+  $("bulk-approve").disabled = true;
+  try {
+    const answer = await api("/v1/work/approve", { method: "POST", body: { case_ids: ids } });
+    const refused = answer.items.filter((r) => !r.ok);
+    for (const r of answer.items) {
+      if (r.ok) done(r.case_id);
+      state.picked.delete(r.case_id);
+    }
+    notice(
+      `Approved ${answer.approved} of ${answer.items.length}.` +
+        refused.map((r) => ` ${r.case_id}: ${r.detail}`).join(""),
+    );
+  } catch (err) {
+    notice(err.message);
+  }
+  renderList();
+  refresh();
+}
+
+function done(caseId) {
+  state.doneHere.set(caseId, Date.now());
+  state.items = state.items.filter((i) => i.case_id !== caseId);
+}
+
+// ---- one case -------------------------------------------------------------------------------
+
+function clearDetail() {
+  state.current = null;
+  $("detail").hidden = true;
+  $("detail-empty").hidden = false;
+  delete $("open-view").dataset.showing;
+}
+
+async function show(caseId, { focus = false } = {}) {
+  const item = state.items.find((i) => i.case_id === caseId);
+  state.current = caseId;
+  for (const li of $("items").children) {
+    if (li.dataset.caseId === caseId) li.setAttribute("aria-current", "true");
+    else li.removeAttribute("aria-current");
+  }
+  $("open-view").dataset.showing = "detail";
+  $("detail-empty").hidden = true;
+  $("detail").hidden = false;
+  $("detail-title").textContent = `${title(item ? item.type : "case")} ${caseId}`;
+  const clock = $("detail-clock");
+  clock.textContent = item && item.clock ? `${item.clock.label} (${item.clock.local})` : "";
+  clock.className = item && item.clock && item.clock.overdue ? "clock overdue" : "clock";
+  $("detail-actions").replaceChildren();
+  $("detail-facts").replaceChildren(loading());
+  let context;
+  try {
+    context = await api(`/v1/work/cases/${encodeURIComponent(caseId)}`);
+  } catch (err) {
+    $("detail-facts").replaceChildren(errorLine(err.message));
+    return;
+  }
+  if (state.current !== caseId) return; // another case was chosen meanwhile
+  const forms = await loadForms();
+  const actions = context.actions.map((action) => {
+    if (action.kind === "decision") {
+      return decisionForm(caseId, {
+        onDecided: (approval) => {
+          const verb = approval.status === "approved" ? "Approved" : "Rejected";
+          finished(caseId, `${verb} ${caseId} (${money(approval.amount, state.currency)}).`);
+        },
+      });
+    }
+    const form = forms.get(action.name);
+    const prefill = {};
+    // An agent relays the customer's own answer: on behalf of the case's customer.
+    if (session.me.role === "agent" && form && "on_behalf_of" in form.schema.properties) {
+      prefill.on_behalf_of = item ? item.customer_id : "";
+    }
+    return form
+      ? eventForm(form, caseId, {
+          prefill,
+          onSent: (sent) => finished(caseId, `${sent.title} recorded on ${caseId}.`),
+        })
+      : errorLine(`No form for ${action.name}.`);
+  });
+  $("detail-actions").replaceChildren(...actions);
+  $("detail-facts").replaceChildren(caseFacts(context, item, { timezone: state.timezone }));
+  if (focus) {
+    const first = $("detail-actions").querySelector("textarea, input, select, button");
+    (first || $("detail-title")).focus({ preventScroll: false });
+  }
+}
+
+function finished(caseId, message) {
+  notice(message);
+  const index = state.items.findIndex((i) => i.case_id === caseId);
+  done(caseId);
+  renderList();
+  const next = state.items[Math.min(index, state.items.length - 1)];
+  if (next) show(next.case_id);
+  else clearDetail();
+  refresh();
+}
+
+function loading() {
+  const p = document.createElement("p");
+  p.className = "muted";
+  p.textContent = "Loading…";
+  return p;
+}
+
+function errorLine(text) {
+  const p = document.createElement("p");
+  p.className = "error";
+  p.textContent = text;
+  return p;
+}
+
+// ---- keyboard: j/k next and previous, a approve, r reject, / search ---------------------------
+
+function move(step) {
+  if (!state.items.length) return;
+  const index = state.items.findIndex((i) => i.case_id === state.current);
+  const next = Math.min(state.items.length - 1, Math.max(0, index + step));
+  show(state.items[index === -1 ? 0 : next].case_id);
+  const li = $("items").children[index === -1 ? 0 : next];
+  li?.scrollIntoView({ block: "nearest" });
+}
+
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+  if ($("open-view").hidden) return;
+  const form = $("detail-actions").querySelector("form.decide");
+  switch (event.key) {
+    case "j":
+    case "ArrowDown":
+      event.preventDefault();
+      move(1);
+      break;
+    case "k":
+    case "ArrowUp":
+      event.preventDefault();
+      move(-1);
+      break;
+    case "a":
+      if (form) {
+        event.preventDefault();
+        form.decide("approve");
+      }
+      break;
+    case "r":
+      if (form) {
+        event.preventDefault();
+        form.decide("reject");
+      }
+      break;
+    case "/":
+      event.preventDefault();
+      $("q").focus();
+      break;
+    default:
+  }
+}
+
+// ---- done by me -----------------------------------------------------------------------------
+
+async function loadDone() {
+  let page;
+  try {
+    page = await api(`/v1/work/done?page=${state.donePage}&page_size=25`);
+  } catch (err) {
+    $("done").replaceChildren(errorLine(err.message));
+    return;
+  }
+  $("done").replaceChildren(
+    ...page.items.map((d) => {
+      const li = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = `/case#${encodeURIComponent(d.case_id)}`;
+      link.textContent = d.case_id;
+      const note = d.detail && d.detail.note ? ` “${d.detail.note}”` : "";
+      li.append(
+        `${when(d.at, state.timezone)} — ${title(d.event)}${note} on `,
+        link,
+        ` (${words(d.type)}${d.amount ? `, ${money(d.amount, state.currency)}` : ""}; now ${words(d.status)})`,
+      );
+      return li;
+    }),
+  );
+  if (!page.items.length) $("done").replaceChildren(errorLine("Nothing yet.").cloneNode(true));
+  const pages = Math.max(1, Math.ceil(page.total / page.page_size));
+  $("done-page").textContent = `Page ${page.page} of ${pages}`;
+  $("done-prev").disabled = page.page <= 1;
+  $("done-next").disabled = page.page >= pages;
+}
+
+// ---- delegation (managers) ------------------------------------------------------------------
+
+async function loadDelegations(answer) {
+  const list = answer || (await api("/v1/delegations").catch(() => ({ given: [], received: [] })));
+  const rows = [
+    ...list.given.map((d) => [d, `${d.delegate_id} stands in for you`]),
+    ...list.received.map((d) => [d, `You stand in for ${d.staff_id}`]),
+  ];
+  $("delegations").replaceChildren(
+    ...rows.map(([d, text]) => {
+      const li = document.createElement("li");
+      li.append(
+        `${text} from ${when(d.starts_at, state.timezone)} until ${when(d.ends_at, state.timezone)}` +
+          (d.active ? " (now)" : " (planned)"),
+      );
+      if (d.staff_id === session.me.id) {
+        const end = document.createElement("button");
+        end.type = "button";
+        end.className = "quiet";
+        end.textContent = "End now";
+        end.setAttribute("aria-label", `End the delegation to ${d.delegate_id} now`);
+        end.addEventListener("click", async () => {
+          try {
+            loadDelegations(await api(`/v1/delegations/${d.id}/end`, { method: "POST" }));
+          } catch (err) {
+            $("delegate-error").textContent = err.message;
+          }
+        });
+        li.append(" ", end);
+      }
+      return li;
+    }),
+  );
+  if (!rows.length) {
+    const li = document.createElement("li");
+    li.textContent = "None.";
+    $("delegations").replaceChildren(li);
+  }
+}
+
+async function delegate(event) {
+  event.preventDefault();
+  $("delegate-error").textContent = "";
+  const from = $("away_from").value;
+  const until = $("away_until").value;
+  if (!from || !until) {
+    $("delegate-error").textContent = "Give both the start and the end.";
+    return;
+  }
+  try {
+    const answer = await api("/v1/delegations", {
+      method: "POST",
+      body: {
+        delegate_id: $("delegate_id").value.trim(),
+        starts_at: new Date(from).toISOString(),
+        ends_at: new Date(until).toISOString(),
+      },
+    });
+    notice(`${$("delegate_id").value.trim()} stands in for you from ${from.replace("T", " ")}.`);
+    loadDelegations(answer);
+  } catch (err) {
+    $("delegate-error").textContent = err.message;
+  }
+}
+
+// ---- views ----------------------------------------------------------------------------------
+
+function view(name) {
+  for (const [tab, section] of [["tab-open", "open-view"], ["tab-done", "done-view"], ["tab-away", "away-view"]]) {
+    const on = section === `${name}-view`;
+    $(tab).setAttribute("aria-pressed", String(on));
+    $(section).hidden = !on;
+  }
+  if (name === "open") refresh();
+  if (name === "done") loadDone();
+  if (name === "away") loadDelegations();
+}
+
+async function ready(me) {
+  $("tab-away").hidden = me.role !== "manager";
+  view("open");
+  clearInterval(state.timer);
+  state.timer = setInterval(() => {
+    if (document.visibilityState === "visible" && !$("open-view").hidden) refresh();
+  }, POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.page = 1;
+    refresh();
+  });
+  for (const id of ["procedure", "status", "sort"]) {
+    $(id).addEventListener("change", () => {
+      state.page = 1;
+      refresh();
+    });
+  }
+  $("refresh").addEventListener("click", refresh);
+  $("prev").addEventListener("click", () => {
+    state.page = Math.max(1, state.page - 1);
+    refresh();
+  });
+  $("next-page").addEventListener("click", () => {
+    state.page += 1;
+    refresh();
+  });
+  $("bulk-approve").addEventListener("click", bulkApprove);
+  $("back").addEventListener("click", () => {
+    delete $("open-view").dataset.showing;
+    const li = [...$("items").children].find((n) => n.dataset.caseId === state.current);
+    li?.querySelector(".open")?.focus();
+  });
+  $("tab-open").addEventListener("click", () => view("open"));
+  $("tab-done").addEventListener("click", () => view("done"));
+  $("tab-away").addEventListener("click", () => view("away"));
+  $("done-prev").addEventListener("click", () => {
+    state.donePage = Math.max(1, state.donePage - 1);
+    loadDone();
+  });
+  $("done-next").addEventListener("click", () => {
+    state.donePage += 1;
+    loadDone();
+  });
+  $("delegate-form").addEventListener("submit", delegate);
+  document.addEventListener("keydown", onKey);
+  setUpSignIn(ready);
+});

@@ -1,0 +1,203 @@
+"""My work and the case page, driven in headless Chromium over uvicorn, the time-skipping
+server and the real worker: each role's flow, on a phone (390 px) and a wide screen
+(1440 px), with screenshots kept in test-artifacts/ and an axe-core accessibility check."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from settings import Settings
+from starter import case_state
+from starter.api import create_app
+from tests.conftest import Cases, Shop
+from tests.work_helpers import (
+    recorded_status,
+    refund_waiting,
+    return_waiting,
+    serve,
+)
+from workflows.models import ApprovalStatus, CaseStatus
+from workflows.return_models import ReturnState
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = ViewportSize(width=390, height=844)
+WIDE = ViewportSize(width=1440, height=900)
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def site(
+    client: Client, cases: Cases, settings: Settings, database_url: str
+) -> AsyncIterator[str]:
+    async with serve(create_app(client, database_url=database_url, settings=settings)) as url:
+        yield url
+
+
+async def open_page(browser: Browser, site: str, viewport: ViewportSize) -> Page:
+    context = await browser.new_context(viewport=viewport, base_url=site)
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    return page
+
+
+async def sign_in(page: Page, token: str, path: str = "/work") -> None:
+    await page.goto(path)
+    await page.get_by_label("Your API token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def no_serious_violations(page: Page) -> None:
+    results = await Axe().run(page)
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], serious
+
+
+async def in_viewport(page: Page, selector: str) -> None:
+    box = await page.locator(selector).first.bounding_box()
+    viewport = page.viewport_size
+    assert box is not None and viewport is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+
+
+async def test_a_manager_approves_from_the_list_with_the_keyboard(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    shop.add_order("ORD-3001", "3000.00", customer_id="C-200")
+    first = await refund_waiting(cases, shop, "2500.00", order_id="ORD-3001", customer_id="C-200")
+    second = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, WIDE)
+    await sign_in(page, shop.tokens["mgr-mia"])
+
+    items = page.locator("#items .item")
+    await expect(items).to_have_count(2)
+    await expect(page.locator("#summary")).to_contain_text("2 waiting for you")
+    top = items.nth(0)
+    await expect(top.locator(".amount")).to_have_text("$2,500.00")
+    await expect(top).to_contain_text("Grace Hopper (C-200)")
+    await expect(top).to_contain_text("VIP")
+    await expect(top.locator(".clock")).to_contain_text("escalates in")
+    # The wide screen shows the first case beside the list: its order and money.
+    detail = page.locator("#detail-pane")
+    await expect(page.locator("#detail-title")).to_contain_text(first)
+    await expect(detail).to_contain_text("Already refunded")
+    await expect(detail).to_contain_text("$3,000.00")
+    await expect(detail).to_contain_text("thawed on arrival")
+    await expect(detail).to_contain_text(" E")  # a labelled business time zone (EST/EDT)
+    await screenshot(page, "work-manager-1440")
+    await no_serious_violations(page)
+
+    await page.keyboard.press("a")  # approve the case shown
+    await expect(page.locator("#notice")).to_have_text(f"Approved {first} ($2,500.00).")
+    await expect(page.locator("#detail-title")).to_contain_text(second)
+    await page.keyboard.press("k")  # back to the top: the same one, now the only one
+    await expect(page.locator("#detail-actions form.decide")).to_be_visible()
+    await page.keyboard.press("r")  # reject it
+    await expect(page.locator("#notice")).to_have_text(f"Rejected {second} ($750.00).")
+    await expect(page.locator("#summary")).to_have_text("Nothing is waiting for you.")
+
+    approved = (await case_state(client, first)).approval
+    rejected = (await case_state(client, second)).approval
+    assert approved is not None and rejected is not None
+    assert (approved.status, approved.decided_by) == (ApprovalStatus.APPROVED, "mgr-mia")
+    assert (rejected.status, rejected.decided_by) == (ApprovalStatus.REJECTED, "mgr-mia")
+
+    await page.get_by_role("button", name="Done by me").click()
+    await expect(page.locator("#done")).to_contain_text(f"Approval approved on {first}")
+    await page.context.close()
+
+
+async def test_on_a_phone_the_approve_button_is_in_view_without_scrolling(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["mgr-mia"])
+    await page.locator("#items .item .open").first.click()
+    approve = page.get_by_role("button", name="Approve", exact=True)
+    await expect(approve).to_be_visible()
+    await in_viewport(page, "form.decide button.approve")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    await screenshot(page, "work-manager-390")
+    await no_serious_violations(page)
+    await approve.click()
+    await expect(page.locator("#notice")).to_have_text(f"Approved {case_id} ($750.00).")
+    state = await case_state(client, case_id)
+    assert state.approval is not None and state.approval.status is ApprovalStatus.APPROVED
+    await page.context.close()
+
+
+async def test_the_warehouse_records_a_receipt_through_the_generated_form(
+    browser: Browser,
+    site: str,
+    cases: Cases,
+    shop: Shop,
+    client: Client,
+    env: WorkflowEnvironment,
+) -> None:
+    await refund_waiting(cases, shop, "750.00")  # not the warehouse's: never listed
+    case_id, ra = await return_waiting(cases, shop, await env.get_current_time())
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["warehouse-wes"])
+
+    items = page.locator("#items .item")
+    await expect(items).to_have_count(1)
+    await expect(items.first).to_contain_text(ra)
+    await expect(items.first.locator(".clock")).to_contain_text("RA expires in")
+    await items.first.locator(".open").click()
+    form = page.locator('form[data-event="package_received"]')
+    await expect(form).to_be_visible()
+    await in_viewport(page, 'form[data-event="package_received"] button[type="submit"]')
+
+    await form.get_by_label("Ra Number (required)").fill("not an RA")
+    await form.get_by_role("button", name="Send: package received").click()
+    error = form.locator(".field-error").first
+    await expect(error).to_contain_text("String should match pattern")
+    await expect(form.get_by_label("Ra Number (required)")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await screenshot(page, "work-warehouse-390-invalid")
+    await no_serious_violations(page)
+
+    await form.get_by_label("Ra Number (required)").fill(ra)
+    await form.get_by_label("Note").fill("box intact")
+    await form.get_by_role("button", name="Send: package received").click()
+    await expect(page.locator("#notice")).to_have_text(f"Package received recorded on {case_id}.")
+    await recorded_status(shop, case_id, CaseStatus.INSPECTING)
+    state = await case_state(client, case_id, ReturnState)
+    assert state.ra_received_at is not None
+    assert any(e.event == "package_received" and e.actor == "warehouse-wes" for e in state.timeline)
+    await page.context.close()
