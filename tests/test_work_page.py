@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
-from starter import case_state
+from starter import case_state, decide
 from starter.api import create_app
 from tests.conftest import Cases, Shop
 from tests.work_helpers import (
@@ -23,7 +23,7 @@ from tests.work_helpers import (
     return_waiting,
     serve,
 )
-from workflows.models import ApprovalStatus, CaseStatus
+from workflows.models import ApprovalStatus, CaseStatus, Decision, DecisionKind
 from workflows.return_models import ReturnState
 
 CHROMIUM = "/usr/bin/chromium"
@@ -200,4 +200,49 @@ async def test_the_warehouse_records_a_receipt_through_the_generated_form(
     state = await case_state(client, case_id, ReturnState)
     assert state.ra_received_at is not None
     assert any(e.event == "package_received" and e.actor == "warehouse-wes" for e in state.timeline)
+    await page.context.close()
+
+
+async def test_the_case_page_shows_the_timeline_and_who_decided_read_only(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    await decide(client, case_id, Decision(approver_id="mgr-max", decision=DecisionKind.APPROVE))
+    await recorded_status(shop, case_id, CaseStatus.COMPLETED)
+    for viewport, name in ((PHONE, "390"), (WIDE, "1440")):
+        page = await open_page(browser, site, viewport)
+        await sign_in(page, shop.tokens["agent-amy"], "/case")
+        await page.get_by_label("Case id, order, customer or RA number").fill(case_id)
+        await page.get_by_role("button", name="Find").click()
+        await expect(page.locator("#case-title")).to_have_text(f"Refund {case_id}")
+        await expect(page.locator("#case-status")).to_contain_text("Completed")
+        await expect(page.locator("#case-approval")).to_contain_text("mgr-max")
+        await expect(page.locator("#case-approval")).to_contain_text("$750.00")
+        await expect(page.locator("#case-timeline")).to_contain_text("case opened")
+        await expect(page.locator("#case-timeline")).to_contain_text("approval approved (mgr-max)")
+        await expect(page.locator("#case-outcome")).to_contain_text("completed")
+        await expect(page.locator("#case-emails")).to_contain_text("to ")
+        await expect(page.locator("#case-actions")).to_have_text(
+            "Read-only: nothing on this case waits for you."
+        )
+        link = await page.locator("#temporal-link").get_attribute("href")
+        assert link is not None and link.endswith(f"/workflows/{case_id}")
+        await screenshot(page, f"case-{name}")
+        await no_serious_violations(page)
+        await page.context.close()
+
+
+async def test_the_case_page_offers_the_decision_to_who_may_take_it(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["mgr-mia"], f"/case#{case_id}")
+    await expect(page.locator("#case-clocks")).to_contain_text("escalates in")
+    await in_viewport(page, "#case-actions form.decide button.approve")
+    await page.get_by_label("Note").fill("checked the photos")
+    await page.get_by_role("button", name="Approve", exact=True).click()
+    await expect(page.locator("#notice")).to_have_text("Approved by mgr-mia.")
+    approval = (await case_state(client, case_id)).approval
+    assert approval is not None and approval.note == "checked the photos"
     await page.context.close()

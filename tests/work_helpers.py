@@ -15,8 +15,9 @@ import uvicorn
 from sqlalchemy import select
 from starlette.types import ASGIApp
 
-from infra.db import Case, Order, ReturnAuthorization
-from starter import start_return
+from activities.staff import StaffDirectory
+from infra.db import Approval, Case, Order, ReturnAuthorization
+from starter import start_case, start_return
 from tests.complaint_helpers import complaint
 from tests.conftest import Cases, Shop
 from tests.rush_helpers import rush, stocked_order
@@ -93,8 +94,6 @@ async def return_waiting(cases: Cases, shop: Shop, now: datetime) -> tuple[str, 
 
 async def complaint_waiting_for_qa(cases: Cases, shop: Shop) -> str:
     """A quality complaint escalated to QA, no findings yet."""
-    from starter import start_case
-
     handle = await cases.start(start_case, complaint())
     await recorded_status(shop, handle.id, CaseStatus.ESCALATED)
     return handle.id
@@ -102,16 +101,12 @@ async def complaint_waiting_for_qa(cases: Cases, shop: Shop) -> str:
 
 async def rush_waiting_for_customer(cases: Cases, shop: Shop) -> str:
     """A rush order whose fee quote waits for the customer's answer (relayed by an agent)."""
-    from starter import start_case
-
     handle = await cases.start(start_case, rush(stocked_order(shop)))
     await recorded_status(shop, handle.id, CaseStatus.AWAITING_CUSTOMER)
     return handle.id
 
 
 def add_staff(shop: Shop, staff_id: str, role: str, limit: str = "0") -> None:
-    from activities.staff import StaffDirectory
-
     shop.tokens[staff_id] = StaffDirectory(shop.db).add(
         staff_id=staff_id,
         name=staff_id,
@@ -123,8 +118,6 @@ def add_staff(shop: Shop, staff_id: str, role: str, limit: str = "0") -> None:
 
 def delegate(shop: Shop, staff_id: str, delegate_id: str) -> None:
     """``delegate_id`` stands in for ``staff_id`` from yesterday for a month."""
-    from activities.staff import StaffDirectory
-
     now = datetime.now(UTC)
     StaffDirectory(shop.db).delegate(
         staff_id, delegate_id, now - timedelta(days=1), now + timedelta(days=30)
@@ -168,8 +161,6 @@ def seed_case(
 ) -> None:
     """A case row as the workflows write it (with its approval row when ``eligible`` is set,
     its RA when ``ra_number`` is), without running a workflow: for listing many."""
-    from infra.db import Approval
-
     now = datetime.now(UTC)
     opened = now - age
     with shop.db.transaction() as session:

@@ -30,6 +30,7 @@ from starter.api.work_views import (
     BulkResult,
     BulkResults,
     CaseContext,
+    CaseMatches,
     DelegationBody,
     DelegationList,
     DonePage,
@@ -115,6 +116,16 @@ async def case_context(case_id: str, services: ServicesDep, staff: StaffDep) -> 
     if found is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
     return found
+
+
+@router.get("/v1/work/find", tags=["work"])
+async def find_cases(
+    services: ServicesDep,
+    staff: StaffDep,
+    q: Annotated[str, Query(pattern=SEARCH, description="case, order, customer or RA")],
+) -> CaseMatches:
+    """Cases, open or closed, by case id, order, customer or RA number (exact first)."""
+    return CaseMatches(items=await run_in_threadpool(_work(services).find, q))
 
 
 def event_form(event: Event) -> EventForm:

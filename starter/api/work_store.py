@@ -414,6 +414,22 @@ class WorkStore:
             timezone=self.settings.business_timezone,
         )
 
+    def find(self, term: str, limit: int = RELATED_CASES) -> list[CaseLine]:
+        """Cases, open or closed, whose id, order, customer or RA number is ``term`` (any
+        case), or contains it; exact matches first, newest first."""
+        needle = term.strip().lower()
+        columns = (Case.id, Case.order_id, Case.customer_id, ReturnAuthorization.ra_number)
+        exact = or_(*(func.lower(c) == needle for c in columns))
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(Case)
+                .outerjoin(ReturnAuthorization, ReturnAuthorization.case_id == Case.id)
+                .where(or_(*(func.lower(c).contains(needle, autoescape=True) for c in columns)))
+                .order_by(case((exact, 0), else_=1), Case.opened_at.desc(), Case.id)
+                .limit(limit)
+            ).all()
+        return [_case_line(c) for c in rows]
+
     # ---- delegations ------------------------------------------------------------------------
 
     def delegations(self, staff_id: str, now: datetime) -> tuple[list[DelegationView], ...]:

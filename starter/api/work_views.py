@@ -125,6 +125,10 @@ class CaseLine(ApiModel):
     opened_at: datetime
 
 
+class CaseMatches(ApiModel):
+    items: list[CaseLine]
+
+
 class EmailLine(ApiModel):
     """An email the case queued; the address is masked (the page never needs it whole)."""
 
