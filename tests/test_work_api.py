@@ -14,11 +14,12 @@ from sqlalchemy import event
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from infra.db import Database
+from infra.db import Case, Database, SlaClock
 from registry import EVENTS, Event
 from settings import Settings
 from starter import case_state
 from starter.api import create_app
+from starter.api.business_time import business_time_between, clock
 from tests.conftest import Cases, Shop
 from tests.work_helpers import (
     add_staff,
@@ -331,3 +332,105 @@ async def test_with_1000_open_cases_a_page_costs_a_bounded_number_of_statements(
         assert last["items"] == [] and last["total"] == 600
         too_big = await http.get("/v1/work?page_size=500", headers=shop.auth("mgr-mia"))
         assert too_big.status_code == 422
+
+
+# ---- clocks, a case's context and finding cases (both databases) -------------------------------
+
+
+@ON_BOTH_DATABASES
+async def test_an_open_sla_clock_is_the_items_deadline_and_orders_the_list(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
+    seed_case(shop, "return-later", case_type="return", status="awaiting_return", ra_number="RA-1")
+    seed_case(shop, "return-sooner", case_type="return", status="awaiting_return", ra_number="RA-2")
+    now = datetime.now(UTC)
+    with shop.db.transaction() as session:
+        for case_id, due, stopped in (
+            ("return-sooner", now + timedelta(days=2), None),
+            ("return-later", now + timedelta(days=1), now),  # stopped: not a deadline any more
+        ):
+            session.add(
+                SlaClock(
+                    key=f"{case_id}:receipt:1",
+                    case_id=case_id,
+                    procedure="return",
+                    clock="package_receipt",
+                    owner="warehouse",
+                    budget_seconds=3600,
+                    started_at=now - timedelta(hours=1),
+                    warn_at=due - timedelta(hours=1),
+                    due_at=due,
+                    stopped_at=stopped,
+                )
+            )
+    page = await work(http, shop, "warehouse-wes")
+    assert ids(page) == ["return-sooner", "return-later"]
+    first, second = page["items"]
+    assert first["clock"]["name"] == "package receipt due"
+    assert first["clock"]["label"].startswith("package receipt due in ")
+    assert second["clock"]["name"] == "RA expires"  # its SLA clock stopped
+
+
+@ON_BOTH_DATABASES
+async def test_a_cases_context_and_finding_it_by_order_customer_or_ra(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
+    shop.add_order("ORD-4001", "450.00", lines=(("BISON-RIBEYE", 3, "150.00"),))
+    seed_case(shop, "cancellation-1", case_type="cancellation", status="closed", amount=None)
+    seed_case(
+        shop,
+        "return-9",
+        case_type="return",
+        status="awaiting_return",
+        order_id="ORD-4001",
+        ra_number="RA-2026-000009",
+    )
+    with shop.db.transaction() as session:
+        row = session.get(Case, "return-9")
+        assert row is not None
+        row.request = {"linked_case_id": "cancellation-1", "photos": ["https://p.example/1.jpg"]}
+
+    response = await http.get("/v1/work/cases/return-9", headers=shop.auth("agent-amy"))
+    assert response.status_code == 200, response.text
+    context = response.json()
+    assert context["order"]["lines"] == [
+        {
+            "sku": "BISON-RIBEYE",
+            "description": "BISON-RIBEYE",
+            "quantity": 3,
+            "unit_price": "150.00",
+        }
+    ]
+    assert (context["order"]["total"], context["order"]["refundable"]) == ("450.00", "450.00")
+    assert context["customer"] == {"id": "C-100", "name": "Ada Lovelace", "vip": False}
+    assert [c["case_id"] for c in context["linked_cases"]] == ["cancellation-1"]
+    assert [c["case_id"] for c in context["earlier_cases"]] == ["cancellation-1"]
+    assert context["photos"] == ["https://p.example/1.jpg"]
+    assert context["actions"] == []  # an agent does not receive packages: read-only
+    assert context["temporal_url"].endswith("/workflows/return-9")
+    warehouse = await http.get("/v1/work/cases/return-9", headers=shop.auth("warehouse-wes"))
+    assert [a["name"] for a in warehouse.json()["actions"]] == ["package_received"]
+    linked_back = await http.get("/v1/work/cases/cancellation-1", headers=shop.auth("agent-amy"))
+    assert [c["case_id"] for c in linked_back.json()["linked_cases"]] == ["return-9"]
+    missing = await http.get("/v1/work/cases/refund-none", headers=shop.auth("agent-amy"))
+    assert missing.status_code == 404
+
+    for term in ("ORD-4001", "ra-2026-000009", "return-9"):
+        found = await http.get(f"/v1/work/find?q={term}", headers=shop.auth("qa-quinn"))
+        assert [c["case_id"] for c in found.json()["items"]] == ["return-9"], term
+    both = await http.get("/v1/work/find?q=C-100", headers=shop.auth("qa-quinn"))
+    assert sorted(c["case_id"] for c in both.json()["items"]) == ["cancellation-1", "return-9"]
+
+
+def test_business_time_skips_nights_and_weekends() -> None:
+    calendar = Settings().calendar  # 08:00-20:00 New York, Monday to Friday
+    friday_6pm = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)  # 18:00 EST
+    monday_10am = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 EST
+    assert business_time_between(calendar, friday_6pm, monday_10am) == timedelta(hours=4)
+    label = clock(calendar, "escalates", monday_10am, friday_6pm)
+    assert (label.label, label.local) == (
+        "escalates in 4 business hours",
+        "Mon 30 Nov 2026, 10:00 EST",
+    )
+    late = clock(calendar, "expires", friday_6pm, monday_10am)
+    assert late.overdue and late.label == "expires: overdue by 4 business hours"
