@@ -16,11 +16,17 @@ from temporalio.testing import WorkflowEnvironment
 from settings import Settings
 from starter import case_state, decide
 from starter.api import create_app
+from tests.complaint_helpers import state_when
 from tests.conftest import Cases, Shop
+from tests.rush_helpers import rush_state
 from tests.work_helpers import (
+    add_staff,
+    complaint_waiting_for_qa,
+    delegate,
     recorded_status,
     refund_waiting,
     return_waiting,
+    rush_waiting_for_customer,
     serve,
 )
 from workflows.models import ApprovalStatus, CaseStatus, Decision, DecisionKind
@@ -146,6 +152,7 @@ async def test_on_a_phone_the_approve_button_is_in_view_without_scrolling(
     page = await open_page(browser, site, PHONE)
     await sign_in(page, shop.tokens["mgr-mia"])
     await page.locator("#items .item .open").first.click()
+    await expect(page.locator("#detail-summary")).to_have_text("$750.00 · Ada Lovelace (C-100)")
     approve = page.get_by_role("button", name="Approve", exact=True)
     await expect(approve).to_be_visible()
     await in_viewport(page, "form.decide button.approve")
@@ -245,4 +252,61 @@ async def test_the_case_page_offers_the_decision_to_who_may_take_it(
     await expect(page.locator("#notice")).to_have_text("Approved by mgr-mia.")
     approval = (await case_state(client, case_id)).approval
     assert approval is not None and approval.note == "checked the photos"
+    await page.context.close()
+
+
+async def test_qa_sends_its_findings_and_an_agent_relays_the_customers_answer(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    complaint_id = await complaint_waiting_for_qa(cases, shop)
+    rush_id = await rush_waiting_for_customer(cases, shop)
+
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["qa-quinn"])
+    await expect(page.locator("#items .item")).to_have_count(1)
+    await page.locator("#items .item .open").first.click()
+    form = page.locator('form[data-event="qa_findings"]')
+    await form.get_by_label("Root Cause").fill("cold chain break in transit")
+    await form.get_by_label("Lot Affected").check()
+    await form.get_by_role("button", name="Send: qa findings").click()
+    await expect(page.locator("#notice")).to_have_text(f"Qa findings recorded on {complaint_id}.")
+    state = await state_when(client, complaint_id, lambda s: s.qa_root_cause is not None)
+    assert state.qa_root_cause == "cold chain break in transit"
+    await page.context.close()
+
+    page = await open_page(browser, site, WIDE)
+    await sign_in(page, shop.tokens["agent-amy"])
+    await expect(page.locator("#items .item")).to_have_count(1)
+    accept = page.locator('form[data-event="fee_accepted"]')
+    await expect(accept.get_by_label("On Behalf Of")).to_have_value("C-100")
+    await expect(page.locator('form[data-event="fee_declined"]')).to_be_visible()
+    await screenshot(page, "work-agent-1440")
+    await no_serious_violations(page)
+    await accept.get_by_role("button", name="Send: fee accepted").click()
+    await expect(page.locator("#notice")).to_have_text(f"Fee accepted recorded on {rush_id}.")
+    rush = await rush_state(client, rush_id, lambda s: s.status is not CaseStatus.AWAITING_CUSTOMER)
+    assert rush.status in (CaseStatus.PRIORITY, CaseStatus.IN_TRANSIT)
+    assert any(e.event == "fee_accepted" and e.actor == "agent-amy" for e in rush.timeline)
+    await page.context.close()
+
+
+async def test_bulk_approval_on_the_page_reports_each_refusal(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    within = await refund_waiting(cases, shop, "750.00")
+    add_staff(shop, "agent-al", "agent", limit="800.00")
+    delegate(shop, "mgr-mia", "agent-al")
+    also = await refund_waiting(cases, shop, "780.00")
+    page = await open_page(browser, site, WIDE)
+    await sign_in(page, shop.tokens["sup-sam"])
+    await expect(page.locator("#items .item")).to_have_count(2)
+    # agent-al stands in for mgr-mia and decides the second before sup-sam approves both.
+    await decide(client, also, Decision(approver_id="agent-al", decision=DecisionKind.APPROVE))
+    for case_id in (within, also):
+        await page.get_by_label(f"Select {case_id} for bulk approval").check()
+    await page.get_by_role("button", name="Approve selected").click()
+    await expect(page.locator("#notice")).to_contain_text("Approved 1 of 2.")
+    await expect(page.locator("#notice")).to_contain_text(f"{also}: no decision is pending")
+    approval = (await case_state(client, within)).approval
+    assert approval is not None and approval.decided_by == "sup-sam"
     await page.context.close()

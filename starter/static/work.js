@@ -219,6 +219,16 @@ async function show(caseId, { focus = false } = {}) {
   $("detail-empty").hidden = true;
   $("detail").hidden = false;
   $("detail-title").textContent = `${title(item ? item.type : "case")} ${caseId}`;
+  $("detail-summary").textContent = item
+    ? [
+        item.amount === null ? "" : money(item.amount, state.currency),
+        item.customer_name ? `${item.customer_name} (${item.customer_id})` : item.customer_id,
+        item.vip ? "VIP" : "",
+        item.standing_in_for.length ? `for ${item.standing_in_for.join(", ")}` : "",
+      ]
+        .filter(Boolean)
+        .join(" · ")
+    : "";
   const clock = $("detail-clock");
   clock.textContent = item && item.clock ? `${item.clock.label} (${item.clock.local})` : "";
   clock.className = item && item.clock && item.clock.overdue ? "clock overdue" : "clock";
