@@ -3,6 +3,7 @@ and sort; done by me; bulk approval; delegations; and the list's cost with 1,000
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -129,6 +130,7 @@ async def test_qa_sees_the_complaint_awaiting_findings_until_it_sends_them(
     for _ in range(100):
         if not ids(await work(http, shop, "qa-quinn")):
             break
+        await asyncio.sleep(0.05)
     assert ids(await work(http, shop, "qa-quinn")) == []
 
 
@@ -228,6 +230,7 @@ async def test_bulk_approval_answers_per_case_and_one_refusal_never_blocks_the_r
         done = (await http.get("/v1/work/done", headers=shop.auth("sup-sam"))).json()
         if done["items"]:
             break
+        await asyncio.sleep(0.05)
     assert [(d["case_id"], d["event"]) for d in done["items"]] == [(within, "approval_approved")]
     assert done["items"][0]["detail"]["note"] == "photos checked"
 

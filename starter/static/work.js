@@ -69,12 +69,12 @@ async function refresh() {
   fillFilters(page);
   state.currency = page.currency;
   state.timezone = page.timezone;
-  state.total = page.total;
   const now = Date.now();
   for (const [caseId, at] of state.doneHere) {
     if (now - at > HIDE_DONE_MS) state.doneHere.delete(caseId);
   }
   state.items = page.items.filter((item) => !state.doneHere.has(item.case_id));
+  state.total = Math.max(0, page.total - (page.items.length - state.items.length));
   renderList();
   if (state.current && !state.items.some((i) => i.case_id === state.current)) {
     if ($("open-view").dataset.showing !== "detail") clearDetail();
@@ -196,7 +196,9 @@ async function bulkApprove() {
 
 function done(caseId) {
   state.doneHere.set(caseId, Date.now());
+  const before = state.items.length;
   state.items = state.items.filter((i) => i.case_id !== caseId);
+  state.total = Math.max(0, state.total - (before - state.items.length));
 }
 
 // ---- one case -------------------------------------------------------------------------------
