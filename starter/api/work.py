@@ -23,6 +23,8 @@ from activities.staff import StaffDirectory
 from registry import EVENTS, Event
 from starter.api.approvals import IDEMPOTENCY_KEY, PAGE_HEADERS, STATIC_DIR, decide_case
 from starter.api.auth import ApproverDep, Services, ServicesDep, StaffDep
+from starter.api.case_store import CaseStore
+from starter.api.delegation_store import DelegationStore
 from starter.api.errors import ERRORS, ApiError
 from starter.api.work_store import Sort, WorkFilter, WorkStore, event_title
 from starter.api.work_views import (
@@ -53,6 +55,14 @@ router = APIRouter(responses=ERRORS)
 
 def _work(services: Services) -> WorkStore:
     return WorkStore(services.store.db, services.settings)
+
+
+def _cases(services: Services) -> CaseStore:
+    return CaseStore(services.store.db, services.settings)
+
+
+def _delegations(services: Services) -> DelegationStore:
+    return DelegationStore(services.store.db)
 
 
 @router.get("/v1/work", tags=["work"])
@@ -107,7 +117,7 @@ async def case_context(case_id: str, services: ServicesDep, staff: StaffDep) -> 
     """Around a case: the order (lines, refunded, reserved), the customer, their other
     cases, linked cases, photos, emails sent, deadlines, and what the caller may do."""
     found = await run_in_threadpool(
-        _work(services).context,
+        _cases(services).context,
         case_id,
         staff,
         datetime.now(UTC),
@@ -125,7 +135,7 @@ async def find_cases(
     q: Annotated[str, Query(pattern=SEARCH, description="case, order, customer or RA")],
 ) -> CaseMatches:
     """Cases, open or closed, by case id, order, customer or RA number (exact first)."""
-    return CaseMatches(items=await run_in_threadpool(_work(services).find, q))
+    return CaseMatches(items=await run_in_threadpool(_cases(services).find, q))
 
 
 def event_form(event: Event) -> EventForm:
@@ -223,7 +233,7 @@ def _manager(staff: StaffMember) -> None:
 async def list_delegations(services: ServicesDep, staff: StaffDep) -> DelegationList:
     """Who stands in for the caller, and for whom the caller stands in (not yet ended)."""
     given, received = await run_in_threadpool(
-        _work(services).delegations, staff.id, datetime.now(UTC)
+        _delegations(services).delegations, staff.id, datetime.now(UTC)
     )
     return DelegationList(given=given, received=received)
 
@@ -242,7 +252,7 @@ async def add_delegation(
         raise ApiError(422, "validation_error", "ends_at: must be after starts_at")
     if body.ends_at <= now:
         raise ApiError(422, "validation_error", "ends_at: must be in the future")
-    work = _work(services)
+    work = _delegations(services)
     refusal = await run_in_threadpool(work.delegate_refusal, staff.id, body.delegate_id)
     if refusal:
         raise ApiError(422, "validation_error", f"delegate_id: {refusal}")
@@ -266,7 +276,7 @@ async def end_delegation(
 ) -> DelegationList:
     """End one of the caller's delegations now (back early)."""
     now = datetime.now(UTC)
-    work = _work(services)
+    work = _delegations(services)
     if not await run_in_threadpool(work.end_delegation, delegation_id, staff.id, now):
         raise ApiError(404, "not_found", f"no delegation {delegation_id} of yours")
     given, received = await run_in_threadpool(work.delegations, staff.id, now)

@@ -12,16 +12,18 @@ Synchronous, as SQLAlchemy sessions are: routes call it on a worker thread.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
-    String,
     and_,
     case,
     cast,
@@ -43,33 +45,22 @@ from infra.db import (
     Customer,
     Database,
     Delegation,
-    Order,
-    OrderLine,
-    OutboxEmail,
     ReturnAuthorization,
     SlaClock,
-    Staff,
 )
-from infra.logs import mask
 from registry import BY_CASE_TYPE, Event, Procedure
 from settings import Settings
 from starter.api.business_time import clock
 from starter.api.work_views import (
     ApprovalAsk,
-    CaseContext,
-    CaseLine,
     Clock,
-    CustomerFacts,
-    DelegationView,
     DoneItem,
     DonePage,
-    EmailLine,
-    OrderFacts,
-    OrderLineView,
     WorkAction,
     WorkItem,
     WorkPage,
 )
+from workflows.calendar import BusinessCalendar
 from workflows.models import ApprovalStatus, CaseStatus, CaseType, StaffMember
 
 Sort = Literal["deadline", "oldest", "amount"]
@@ -210,13 +201,13 @@ class WorkStore:
                 .offset((filters.page - 1) * filters.page_size)
             ).all()
             ids = [row[0].id for row in rows]
-            clocks = _open_clocks(session, ids)
-            recorded = _recorded_events(session, ids, staff.role)
+            clocks = open_clocks(session, ids)
+            recorded = recorded_events(session, ids, staff.role)
             acting_for = _acting_for(session, staff.id, now)
-        calendar = self.settings.calendar
         items = []
         for case_row, approval, ra_number, ra_expires, name, vip, waiting in rows:
-            actions = self._actions(case_row, approval, staff, recorded[case_row.id])
+            calendar = self.calendar_for(case_row)
+            actions = self.actions_for(case_row, approval, staff, recorded[case_row.id])
             deciding = approval is not None and any(a.kind == "decision" for a in actions)
             items.append(
                 WorkItem(
@@ -259,7 +250,17 @@ class WorkStore:
             statuses=[s.value for s in CaseStatus if not s.is_final],
         )
 
-    def _actions(
+    def calendar_for(self, case_row: Case) -> BusinessCalendar:
+        """The business calendar the case counts its deadlines in (recorded with its rules
+        when it opened), else the one in force."""
+        recorded = case_row.rules.get("calendar") if isinstance(case_row.rules, dict) else None
+        if isinstance(recorded, dict):
+            found = _recorded_calendar(json.dumps(recorded, sort_keys=True))
+            if found is not None:
+                return found
+        return self.settings.calendar
+
+    def actions_for(
         self, case_row: Case, approval: Approval | None, staff: StaffMember, recorded: set[str]
     ) -> list[WorkAction]:
         """What ``staff`` may do on the case now: the same rule as ``_waits``, for one row."""
@@ -317,160 +318,16 @@ class WorkStore:
             page_size=page_size,
         )
 
-    # ---- one case ---------------------------------------------------------------------------
-
-    def context(
-        self, case_id: str, staff: StaffMember, now: datetime, temporal_url: str
-    ) -> CaseContext | None:
-        """The case's surroundings, and what ``staff`` may do on it; None for no such case."""
-        with self.db.read() as session:
-            found = session.execute(
-                select(Case, Approval, ReturnAuthorization.expires_at)
-                .outerjoin(Approval, Approval.case_id == Case.id)
-                .outerjoin(ReturnAuthorization, ReturnAuthorization.case_id == Case.id)
-                .where(Case.id == case_id)
-            ).first()
-            if found is None:
-                return None
-            case_row, approval, ra_expires = found
-            order = session.get(Order, case_row.order_id)
-            lines = session.scalars(
-                select(OrderLine)
-                .where(OrderLine.order_id == case_row.order_id)
-                .order_by(OrderLine.sku)
-            ).all()
-            customer = session.get(Customer, case_row.customer_id)
-            earlier = session.scalars(
-                select(Case)
-                .where(Case.customer_id == case_row.customer_id, Case.id != case_id)
-                .order_by(Case.opened_at.desc())
-                .limit(RELATED_CASES)
-            ).all()
-            linked_id = case_row.request.get("linked_case_id")
-            linked = session.scalars(
-                select(Case)
-                .where(
-                    or_(
-                        Case.id == (linked_id if isinstance(linked_id, str) else None),
-                        cast(Case.request, String).contains(f'"{case_id}"', autoescape=True),
-                    ),
-                    Case.id != case_id,
-                )
-                .order_by(Case.opened_at)
-                .limit(RELATED_CASES)
-            ).all()
-            emails = session.scalars(
-                select(OutboxEmail)
-                .where(OutboxEmail.case_id == case_id)
-                .order_by(OutboxEmail.created_at, OutboxEmail.id)
-            ).all()
-            clocks = _open_clocks(session, [case_id])[case_id]
-            recorded = _recorded_events(session, [case_id], staff.role)[case_id]
-        calendar = self.settings.calendar
-        pending = (
-            approval is not None
-            and approval.status == PENDING
-            and case_row.status == AWAITING_APPROVAL
-        )
-        shown_clocks = []
-        if pending:
-            assert approval is not None
-            shown_clocks += [
-                clock(calendar, "escalates", approval.escalate_at, now),
-                clock(calendar, "expires", approval.due_at, now),
-            ]
-        shown_clocks += [clock(calendar, _clock_name(c.clock), c.due_at, now) for c in clocks]
-        if ra_expires is not None and case_row.status == AWAITING_RETURN:
-            shown_clocks.append(clock(calendar, "RA expires", ra_expires, now))
-        photos = case_row.request.get("photos") or []
-        return CaseContext(
-            case_id=case_row.id,
-            type=case_row.type,
-            status=case_row.status,
-            order=None if order is None else _order_facts(order, lines),
-            customer=(
-                None
-                if customer is None
-                else CustomerFacts(id=customer.id, name=customer.name, vip=customer.vip)
-            ),
-            earlier_cases=[_case_line(c) for c in earlier],
-            linked_cases=[_case_line(c) for c in linked],
-            photos=[str(p) for p in photos if isinstance(p, str)],
-            emails=[
-                EmailLine(
-                    template=e.template,
-                    subject=e.subject,
-                    to=mask(e.to_address),
-                    status=e.status,
-                    created_at=e.created_at,
-                    sent_at=e.sent_at,
-                )
-                for e in emails
-            ],
-            clocks=shown_clocks,
-            actions=self._actions(case_row, approval, staff, recorded),
-            temporal_url=temporal_url,
-            currency=self.settings.currency,
-            timezone=self.settings.business_timezone,
-        )
-
-    def find(self, term: str, limit: int = RELATED_CASES) -> list[CaseLine]:
-        """Cases, open or closed, whose id, order, customer or RA number is ``term`` (any
-        case), or contains it; exact matches first, newest first."""
-        needle = term.strip().lower()
-        columns = (Case.id, Case.order_id, Case.customer_id, ReturnAuthorization.ra_number)
-        exact = or_(*(func.lower(c) == needle for c in columns))
-        with self.db.read() as session:
-            rows = session.scalars(
-                select(Case)
-                .outerjoin(ReturnAuthorization, ReturnAuthorization.case_id == Case.id)
-                .where(or_(*(func.lower(c).contains(needle, autoescape=True) for c in columns)))
-                .order_by(case((exact, 0), else_=1), Case.opened_at.desc(), Case.id)
-                .limit(limit)
-            ).all()
-        return [_case_line(c) for c in rows]
-
-    # ---- delegations ------------------------------------------------------------------------
-
-    def delegations(self, staff_id: str, now: datetime) -> tuple[list[DelegationView], ...]:
-        """Delegations ``staff_id`` gave and received that have not ended."""
-        with self.db.read() as session:
-            rows = session.scalars(
-                select(Delegation)
-                .where(
-                    or_(Delegation.staff_id == staff_id, Delegation.delegate_id == staff_id),
-                    Delegation.ends_at > now,
-                )
-                .order_by(Delegation.starts_at, Delegation.id)
-            ).all()
-        views = [_delegation(d, now) for d in rows]
-        return (
-            [v for v in views if v.staff_id == staff_id],
-            [v for v in views if v.delegate_id == staff_id],
-        )
-
-    def delegate_refusal(self, staff_id: str, delegate_id: str) -> str | None:
-        """Why ``delegate_id`` cannot stand in for ``staff_id``, or None."""
-        if delegate_id == staff_id:
-            return "you cannot stand in for yourself"
-        with self.db.read() as session:
-            delegate = session.get(Staff, delegate_id)
-        if delegate is None or not delegate.active:
-            return f"no active staff member {delegate_id!r}"
-        return None
-
-    def end_delegation(self, delegation_id: int, staff_id: str, now: datetime) -> bool:
-        """End one of ``staff_id``'s own delegations now; False when it is not theirs."""
-        with self.db.transaction() as session:
-            row = session.get(Delegation, delegation_id)
-            if row is None or row.staff_id != staff_id:
-                return False
-            if row.ends_at > now:
-                row.ends_at = max(now, row.starts_at)
-            return True
-
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _recorded_calendar(text: str) -> BusinessCalendar | None:
+    try:
+        return BusinessCalendar.model_validate_json(text)
+    except ValidationError:
+        return None
 
 
 def _recorded(event: str) -> ColumnElement[bool]:
@@ -490,7 +347,7 @@ def _narrowing_events(role: str) -> set[str]:
     return names
 
 
-def _recorded_events(session: Session, ids: Sequence[str], role: str) -> dict[str, set[str]]:
+def recorded_events(session: Session, ids: Sequence[str], role: str) -> dict[str, set[str]]:
     """The audit events that narrow ``role``'s waits, recorded on each of ``ids``."""
     found: dict[str, set[str]] = defaultdict(set)
     names = _narrowing_events(role)
@@ -504,7 +361,7 @@ def _recorded_events(session: Session, ids: Sequence[str], role: str) -> dict[st
     return found
 
 
-def _open_clocks(session: Session, ids: Sequence[str]) -> dict[str, list[SlaClock]]:
+def open_clocks(session: Session, ids: Sequence[str]) -> dict[str, list[SlaClock]]:
     clocks: dict[str, list[SlaClock]] = defaultdict(list)
     if ids:
         for row in session.scalars(
@@ -527,12 +384,12 @@ def _acting_for(session: Session, staff_id: str, now: datetime) -> list[str]:
     return sorted(set(rows))
 
 
-def _clock_name(name: str) -> str:
+def clock_name(name: str) -> str:
     return f"{name.replace('_', ' ')} due"
 
 
 def _first_clock(
-    calendar: Any,
+    calendar: BusinessCalendar,
     now: datetime,
     approval: Approval | None,
     clocks: list[SlaClock],
@@ -545,7 +402,7 @@ def _first_clock(
             return clock(calendar, "escalates", approval.escalate_at, now)
         return clock(calendar, "expires", approval.due_at, now)
     if clocks:
-        return clock(calendar, _clock_name(clocks[0].clock), clocks[0].due_at, now)
+        return clock(calendar, clock_name(clocks[0].clock), clocks[0].due_at, now)
     if ra_expires is not None:
         return clock(calendar, "RA expires", _utc(ra_expires), now)
     return None
@@ -561,44 +418,6 @@ def _ask(approval: Approval) -> ApprovalAsk:
         due_at=approval.due_at,
         kind=approval.kind,
         rule=approval.rule,
-    )
-
-
-def _order_facts(order: Order, lines: Sequence[OrderLine]) -> OrderFacts:
-    reserved = order.reserved or Decimal("0")
-    return OrderFacts(
-        order_id=order.id,
-        status=order.status,
-        total=order.total,
-        refunded=order.refunded,
-        reserved=reserved,
-        refundable=max(order.total - order.refunded - reserved, Decimal("0")),
-        lines=[
-            OrderLineView(
-                sku=line.sku,
-                description=line.description,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-            )
-            for line in lines
-        ],
-    )
-
-
-def _case_line(row: Case) -> CaseLine:
-    return CaseLine(
-        case_id=row.id, type=row.type, status=row.status, amount=row.amount, opened_at=row.opened_at
-    )
-
-
-def _delegation(row: Delegation, now: datetime) -> DelegationView:
-    return DelegationView(
-        id=row.id,
-        staff_id=row.staff_id,
-        delegate_id=row.delegate_id,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        active=row.starts_at <= now < row.ends_at,
     )
 
 
