@@ -5,14 +5,17 @@ server and the real worker: each role's flow, on a phone (390 px) and a wide scr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from infra.db import Delegation
 from settings import Settings
 from starter import case_state, decide
 from starter.api import create_app
@@ -309,4 +312,32 @@ async def test_bulk_approval_on_the_page_reports_each_refusal(
     await expect(page.locator("#notice")).to_contain_text(f"{also}: no decision is pending")
     approval = (await case_state(client, within)).approval
     assert approval is not None and approval.decided_by == "sup-sam"
+    await page.context.close()
+
+
+async def test_a_manager_names_who_stands_in_and_ends_it_from_the_page(
+    browser: Browser, site: str, shop: Shop
+) -> None:
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["mgr-mia"], "/")  # the home page is My work
+    await expect(page).to_have_url(f"{site}/work")
+    await page.get_by_role("button", name="Delegation").click()
+    await page.get_by_label("Staff id of the person standing in").fill("sup-sam")
+    await page.get_by_label("From (your local time)").fill("2026-01-01T08:00")
+    await page.get_by_label("Until (your local time)").fill("2099-01-01T08:00")
+    await page.get_by_role("button", name="Name the delegate").click()
+    await expect(page.locator("#delegations")).to_contain_text("sup-sam stands in for you")
+    await expect(page.locator("#delegations")).to_contain_text("(now)")
+    await no_serious_violations(page)
+    await screenshot(page, "work-delegation-390")
+
+    await page.get_by_label("Staff id of the person standing in").fill("nobody")
+    await page.get_by_role("button", name="Name the delegate").click()
+    await expect(page.locator("#delegate-error")).to_contain_text("no active staff member")
+
+    await page.get_by_role("button", name="End the delegation to sup-sam now").click()
+    await expect(page.locator("#delegations")).to_have_text("None.")
+    with shop.db.transaction() as session:
+        ends = session.scalars(select(Delegation.ends_at)).all()
+    assert len(ends) == 1 and ends[0] <= datetime.now(UTC)
     await page.context.close()
