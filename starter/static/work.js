@@ -83,7 +83,7 @@ async function refresh() {
 
 function whatFor(item) {
   if (item.actions.some((a) => a.kind === "decision")) return "Decide";
-  return item.actions.map((a) => a.title).join(" or ");
+  return item.actions.map((a, i) => (i ? a.title.toLowerCase() : a.title)).join(" or ");
 }
 
 function renderList() {
