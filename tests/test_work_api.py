@@ -4,6 +4,7 @@ and sort; done by me; bulk approval; delegations; and the list's cost with 1,000
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -92,7 +93,10 @@ async def test_the_warehouse_sees_the_return_awaiting_receipt_and_not_the_approv
     assert decision["amount"] == "750.00"
     assert decision["approval"]["reason"] == "thawed on arrival"
     assert decision["clock"]["name"] == "escalates"
-    assert "business hour" in decision["clock"]["label"]
+    # The test server's clock may run ahead of ours (timers skipped by earlier specs).
+    assert re.fullmatch(
+        r"escalates in \d+ business (minute|hour|day)s?", decision["clock"]["label"]
+    )
     assert decision["clock"]["local"].endswith(("EST", "EDT"))
 
 
