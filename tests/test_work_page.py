@@ -4,6 +4,7 @@ server and the real worker: each role's flow, on a phone (390 px) and a wide scr
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,7 +125,10 @@ async def test_a_manager_approves_from_the_list_with_the_keyboard(
     await expect(detail).to_contain_text("Already refunded")
     await expect(detail).to_contain_text("$3,000.00")
     await expect(detail).to_contain_text("thawed on arrival")
-    await expect(detail).to_contain_text(" E")  # a labelled business time zone (EST/EDT)
+    # The deadline in business time, and the instant on the business clock, zone named.
+    await expect(page.locator("#detail-clock")).to_have_text(
+        re.compile(r"escalates in \d+ business \w+ \(.* E[SD]T\)")
+    )
     await screenshot(page, "work-manager-1440")
     await no_serious_violations(page)
 
@@ -143,6 +147,7 @@ async def test_a_manager_approves_from_the_list_with_the_keyboard(
     assert (approved.status, approved.decided_by) == (ApprovalStatus.APPROVED, "mgr-mia")
     assert (rejected.status, rejected.decided_by) == (ApprovalStatus.REJECTED, "mgr-mia")
 
+    await recorded_status(shop, first, CaseStatus.COMPLETED)  # its audit lines written
     await page.get_by_role("button", name="Done by me").click()
     await expect(page.locator("#done")).to_contain_text(f"Approval approved on {first}")
     await page.context.close()
