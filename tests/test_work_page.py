@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,24 @@ async def test_the_warehouse_records_a_receipt_through_the_generated_form(
     state = await case_state(client, case_id, ReturnState)
     assert state.ra_received_at is not None
     assert any(e.event == "package_received" and e.actor == "warehouse-wes" for e in state.timeline)
+
+    # Next, the inspection: a checkbox and an amount, from the model's schema.
+    await page.get_by_role("button", name="Refresh").click()
+    await page.locator("#items .item .open").first.click()
+    inspect = page.locator('form[data-event="inspection_completed"]')
+    await inspect.get_by_label("Passed (required)").check()
+    await inspect.get_by_label("Refund Amount").fill("12.345")
+    await inspect.get_by_role("button", name="Send: inspection completed").click()
+    amount_error = inspect.locator('[id$="-refund_amount-error"]')
+    await expect(amount_error).to_contain_text("no more than 2 decimal places")
+    await inspect.get_by_label("Refund Amount").fill("250.00")
+    await inspect.get_by_role("button", name="Send: inspection completed").click()
+    await expect(page.locator("#notice")).to_have_text(
+        f"Inspection completed recorded on {case_id}."
+    )
+    await recorded_status(shop, case_id, CaseStatus.COMPLETED)
+    done = await case_state(client, case_id, ReturnState)
+    assert done.outcome is not None and done.outcome.amount == Decimal("250.00")
     await page.context.close()
 
 

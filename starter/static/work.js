@@ -21,7 +21,7 @@ const state = {
   items: [],
   current: null, // case id shown in the detail pane
   picked: new Set(), // case ids selected for bulk approval
-  doneHere: new Map(), // case id -> when
+  doneHere: new Map(), // case id -> { at, names: the actions done here }
   currency: "USD",
   timezone: "UTC",
   donePage: 1,
@@ -70,10 +70,15 @@ async function refresh() {
   state.currency = page.currency;
   state.timezone = page.timezone;
   const now = Date.now();
-  for (const [caseId, at] of state.doneHere) {
+  for (const [caseId, { at }] of state.doneHere) {
     if (now - at > HIDE_DONE_MS) state.doneHere.delete(caseId);
   }
-  state.items = page.items.filter((item) => !state.doneHere.has(item.case_id));
+  // Hidden while the list still offers only what was just done; the case's next step shows.
+  const stale = (item) => {
+    const done = state.doneHere.get(item.case_id);
+    return done !== undefined && item.actions.every((a) => done.names.has(a.name));
+  };
+  state.items = page.items.filter((item) => !stale(item));
   state.total = Math.max(0, page.total - (page.items.length - state.items.length));
   renderList();
   if (state.current && !state.items.some((i) => i.case_id === state.current)) {
@@ -180,7 +185,7 @@ async function bulkApprove() {
     const answer = await api("/v1/work/approve", { method: "POST", body: { case_ids: ids } });
     const refused = answer.items.filter((r) => !r.ok);
     for (const r of answer.items) {
-      if (r.ok) done(r.case_id);
+      if (r.ok) done(r.case_id, "decision");
       state.picked.delete(r.case_id);
     }
     notice(
@@ -194,8 +199,10 @@ async function bulkApprove() {
   refresh();
 }
 
-function done(caseId) {
-  state.doneHere.set(caseId, Date.now());
+function done(caseId, name) {
+  const names = state.doneHere.get(caseId)?.names ?? new Set();
+  names.add(name);
+  state.doneHere.set(caseId, { at: Date.now(), names });
   const before = state.items.length;
   state.items = state.items.filter((i) => i.case_id !== caseId);
   state.total = Math.max(0, state.total - (before - state.items.length));
@@ -250,7 +257,7 @@ async function show(caseId, { focus = false } = {}) {
       return decisionForm(caseId, {
         onDecided: (approval) => {
           const verb = approval.status === "approved" ? "Approved" : "Rejected";
-          finished(caseId, `${verb} ${caseId} (${money(approval.amount, state.currency)}).`);
+          finished(caseId, "decision", `${verb} ${caseId} (${money(approval.amount, state.currency)}).`);
         },
       });
     }
@@ -263,7 +270,7 @@ async function show(caseId, { focus = false } = {}) {
     return form
       ? eventForm(form, caseId, {
           prefill,
-          onSent: (sent) => finished(caseId, `${sent.title} recorded on ${caseId}.`),
+          onSent: (sent) => finished(caseId, sent.name, `${sent.title} recorded on ${caseId}.`),
         })
       : errorLine(`No form for ${action.name}.`);
   });
@@ -275,10 +282,10 @@ async function show(caseId, { focus = false } = {}) {
   }
 }
 
-function finished(caseId, message) {
+function finished(caseId, name, message) {
   notice(message);
   const index = state.items.findIndex((i) => i.case_id === caseId);
-  done(caseId);
+  done(caseId, name);
   renderList();
   const next = state.items[Math.min(index, state.items.length - 1)];
   if (next) show(next.case_id);
