@@ -365,7 +365,7 @@ async def test_an_open_sla_clock_is_the_items_deadline_and_orders_the_list(
                     owner="warehouse",
                     budget_seconds=3600,
                     started_at=now - timedelta(hours=1),
-                    warn_at=due - timedelta(hours=1),
+                    warn_at=due - timedelta(days=1),
                     due_at=due,
                     stopped_at=stopped,
                 )
@@ -375,6 +375,7 @@ async def test_an_open_sla_clock_is_the_items_deadline_and_orders_the_list(
     first, second = page["items"]
     assert first["clock"]["name"] == "package receipt due"
     assert first["clock"]["label"].startswith("package receipt due in ")
+    assert first["clock"]["warning"] is False  # warns a day before: not yet
     assert second["clock"]["name"] == "RA expires"  # its SLA clock stopped
 
 
@@ -439,5 +440,8 @@ def test_business_time_skips_nights_and_weekends() -> None:
         "escalates in 4 business hours",
         "Mon 30 Nov 2026, 10:00 EST",
     )
+    assert not label.warning
+    assert clock(calendar, "escalates", monday_10am, friday_6pm, warn_at=friday_6pm).warning
     late = clock(calendar, "expires", friday_6pm, monday_10am)
     assert late.overdue and late.label == "expires: overdue by 4 business hours"
+    assert not clock(calendar, "expires", friday_6pm, monday_10am, warn_at=friday_6pm).warning

@@ -46,8 +46,15 @@ def local_label(calendar: BusinessCalendar, instant: datetime) -> str:
     return calendar.local(instant).strftime("%a %d %b %Y, %H:%M %Z")
 
 
-def clock(calendar: BusinessCalendar, name: str, due_at: datetime, now: datetime) -> Clock:
-    """A deadline ``name`` ("escalates") at ``due_at``, labelled as of ``now``."""
+def clock(
+    calendar: BusinessCalendar,
+    name: str,
+    due_at: datetime,
+    now: datetime,
+    warn_at: datetime | None = None,
+) -> Clock:
+    """A deadline ``name`` ("escalates") at ``due_at``, labelled as of ``now``; past
+    ``warn_at`` (and not yet due) it is a warning."""
     overdue = due_at <= now
     if overdue:
         late = business_time_between(calendar, due_at, now)
@@ -61,4 +68,5 @@ def clock(calendar: BusinessCalendar, name: str, due_at: datetime, now: datetime
         label=label,
         local=local_label(calendar, due_at),
         overdue=overdue,
+        warning=not overdue and warn_at is not None and warn_at <= now,
     )

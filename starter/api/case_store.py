@@ -94,10 +94,12 @@ class CaseStore(WorkStore):
         if pending:
             assert approval is not None
             shown_clocks += [
-                clock(calendar, "escalates", approval.escalate_at, now),
+                clock(calendar, "escalates", approval.escalate_at, now, approval.remind_at),
                 clock(calendar, "expires", approval.due_at, now),
             ]
-        shown_clocks += [clock(calendar, clock_name(c.clock), c.due_at, now) for c in clocks]
+        shown_clocks += [
+            clock(calendar, clock_name(c.clock), c.due_at, now, c.warn_at) for c in clocks
+        ]
         if ra_expires is not None and case_row.status == AWAITING_RETURN:
             shown_clocks.append(clock(calendar, "RA expires", ra_expires, now))
         photos = case_row.request.get("photos") or []

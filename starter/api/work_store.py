@@ -399,10 +399,11 @@ def _first_clock(
     else a return's RA expiry."""
     if approval is not None:
         if approval.escalate_at > now:
-            return clock(calendar, "escalates", approval.escalate_at, now)
+            return clock(calendar, "escalates", approval.escalate_at, now, approval.remind_at)
         return clock(calendar, "expires", approval.due_at, now)
     if clocks:
-        return clock(calendar, clock_name(clocks[0].clock), clocks[0].due_at, now)
+        first = clocks[0]
+        return clock(calendar, clock_name(first.clock), first.due_at, now, first.warn_at)
     if ra_expires is not None:
         return clock(calendar, "RA expires", _utc(ra_expires), now)
     return None

@@ -21,6 +21,9 @@ class Clock(ApiModel):
     label: str = Field(description='"escalates in 3 business hours"')
     local: str = Field(description='The instant on the business clock, "Fri 27 Nov, 14:00 EST"')
     overdue: bool
+    warning: bool = Field(
+        default=False, description="Past its warning (75% of an SLA, an approval's reminder)"
+    )
 
 
 class WorkAction(ApiModel):

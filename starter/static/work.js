@@ -153,9 +153,9 @@ function itemNode(item) {
   const who = item.customer_name ? `${item.customer_name} (${item.customer_id})` : item.customer_id;
   meta.textContent = [item.case_id, item.order_id, who, item.ra_number].filter(Boolean).join(" · ");
   const clock = document.createElement("span");
-  clock.className = item.clock && item.clock.overdue ? "clock overdue" : "clock";
+  clock.className = `clock ${clockClass(item.clock)}`.trim();
   clock.textContent = item.clock
-    ? `${item.clock.label} · waiting since ${ago(item.waiting_since)}`
+    ? `${item.clock.warning ? "At risk: " : ""}${item.clock.label} · waiting since ${ago(item.waiting_since)}`
     : `waiting since ${ago(item.waiting_since)}`;
   if (item.clock) clock.title = item.clock.local;
   open.append(line1, meta, clock);
@@ -163,6 +163,8 @@ function itemNode(item) {
   li.append(open);
   return li;
 }
+
+const clockClass = (c) => (!c ? "" : c.overdue ? "overdue" : c.warning ? "warning" : "");
 
 function badge(text, kind = "") {
   const span = document.createElement("span");
@@ -240,7 +242,7 @@ async function show(caseId, { focus = false } = {}) {
     : "";
   const clock = $("detail-clock");
   clock.textContent = item && item.clock ? `${item.clock.label} (${item.clock.local})` : "";
-  clock.className = item && item.clock && item.clock.overdue ? "clock overdue" : "clock";
+  clock.className = `clock ${clockClass(item && item.clock)}`.trim();
   $("detail-actions").replaceChildren();
   $("detail-facts").replaceChildren(loading());
   let context;
