@@ -19,14 +19,16 @@ from temporalio.testing import WorkflowEnvironment
 from infra.db import Case, Database, SlaClock
 from registry import EVENTS, Event
 from settings import Settings
-from starter import case_state
+from starter import case_state, start_case
 from starter.api import create_app
 from starter.api.business_time import business_time_between, clock
+from tests.billing_dispute_helpers import dispute, disputed_order
 from tests.conftest import Cases, Shop
 from tests.work_helpers import (
     add_staff,
     complaint_waiting_for_qa,
     delegate,
+    recorded_status,
     refund_waiting,
     return_waiting,
     rush_waiting_for_customer,
@@ -445,3 +447,30 @@ def test_business_time_skips_nights_and_weekends() -> None:
     late = clock(calendar, "expires", friday_6pm, monday_10am)
     assert late.overdue and late.label == "expires: overdue by 4 business hours"
     assert not clock(calendar, "expires", friday_6pm, monday_10am, warn_at=friday_6pm).warning
+
+
+async def test_a_billing_dispute_waits_for_an_agent_then_for_accounting(
+    http: httpx.AsyncClient, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.start(start_case, dispute(disputed_order(shop, rush_fee=None)))
+    await recorded_status(shop, handle.id, CaseStatus.REVIEWING)
+    agent = await work(http, shop, "agent-amy")
+    assert ids(agent) == [handle.id]
+    assert [a["name"] for a in agent["items"][0]["actions"]] == [
+        "dispute_resolved",
+        "dispute_escalated",
+    ]
+    supervisor = await work(http, shop, "sup-sam")
+    assert [a["name"] for a in supervisor["items"][0]["actions"]] == ["dispute_resolved"]
+    assert ids(await work(http, shop, "acct-ana")) == []
+
+    sent = await http.post(
+        f"/v1/cases/{handle.id}/events",
+        json={"type": "dispute_escalated", "event_id": "esc-1", "reason": "a ledger question"},
+        headers=shop.auth("agent-amy"),
+    )
+    assert sent.status_code == 202, sent.text
+    await recorded_status(shop, handle.id, CaseStatus.WITH_ACCOUNTING)
+    accounting = await work(http, shop, "acct-ana")
+    assert [a["name"] for a in accounting["items"][0]["actions"]] == ["accounting_answer"]
+    assert ids(await work(http, shop, "agent-amy")) == []
