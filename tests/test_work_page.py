@@ -368,3 +368,15 @@ async def test_a_manager_names_who_stands_in_and_ends_it_from_the_page(
         ends = session.scalars(select(Delegation.ends_at)).all()
     assert len(ends) == 1 and ends[0] <= datetime.now(UTC)
     await page.context.close()
+
+
+async def test_a_link_to_a_case_opens_it_in_my_work(
+    browser: Browser, site: str, cases: Cases, shop: Shop
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["sup-sam"], f"/work#{case_id}")
+    await expect(page.locator("#detail-title")).to_contain_text(case_id)
+    await expect(page.locator("#detail-actions form.decide")).to_be_visible()
+    await in_viewport(page, "form.decide button.approve")
+    await page.context.close()

@@ -467,9 +467,19 @@ function view(name) {
   if (name === "away") loadDelegations();
 }
 
+// /work#<case id> opens that case beside the list (a link from an email or another page).
+function openLinked() {
+  const caseId = decodeURIComponent(location.hash.slice(1));
+  if (caseId && session.me) {
+    view("open");
+    show(caseId, { focus: true });
+  }
+}
+
 async function ready(me) {
   $("tab-away").hidden = me.role !== "manager";
   view("open");
+  openLinked();
   clearInterval(state.timer);
   state.timer = setInterval(() => {
     if (document.visibilityState === "visible" && !$("open-view").hidden) refresh();
@@ -516,5 +526,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("delegate-form").addEventListener("submit", delegate);
   document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", openLinked);
   setUpSignIn(ready);
 });
