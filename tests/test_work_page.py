@@ -1,6 +1,7 @@
 """My work and the case page, driven in headless Chromium over uvicorn, the time-skipping
 server and the real worker: each role's flow, on a phone (390 px) and a wide screen
-(1440 px), with screenshots kept in test-artifacts/ and an axe-core accessibility check."""
+(1440 px), with screenshots kept in tests/artifacts/my-work/ (not committed) and an axe-core
+accessibility check."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE = ViewportSize(width=390, height=844)
 WIDE = ViewportSize(width=1440, height=900)
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "my-work"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ async def sign_in(page: Page, token: str, path: str = "/work") -> None:
 
 
 async def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

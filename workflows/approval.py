@@ -17,6 +17,8 @@ from typing import Protocol, TypeVar
 
 from temporalio import workflow
 
+from workflows import metrics
+
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseActivities
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ApproverLookup,
         CaseRules,
         CaseStatus,
+        CaseType,
         Decision,
         DecisionCheck,
         DecisionKind,
@@ -54,6 +57,11 @@ class GatedCase(Protocol):
 
     @property
     def rules(self) -> CaseRules: ...
+
+    @property
+    def case_type(self) -> CaseType:
+        """The procedure, for the gate's metrics."""
+        ...
 
     async def call(self, activity: Callable[[CaseActivities, A], R], arg: A, *, summary: str) -> R:
         """Run an activity of the case (its retry policy and timeouts) and return its result."""
@@ -221,6 +229,10 @@ class ApprovalGate:
             await case.record("approval_expired", approval=self.state)
             return self.state
 
+        decided_at = self.state.decided_at or workflow.now()
+        metrics.decision_taken(
+            case.case_type.value, self.state.status.value, decided_at - requested_at
+        )
         await case.record(
             f"approval_{self.state.status}",
             actor=self.state.decided_by or "unknown",
