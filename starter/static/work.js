@@ -7,6 +7,8 @@ import { ago, money, title, when, words } from "./format.js";
 import { decisionForm } from "./decision.js";
 import { eventForm, loadForms } from "./forms.js";
 import { caseFacts } from "./facts.js";
+import { loadDone } from "./work_done.js";
+import { delegate, loadDelegations } from "./work_delegation.js";
 
 const POLL_MS = 20000;
 // The list reads the database, which records a decision or an event a moment after the
@@ -27,6 +29,7 @@ const state = {
   donePage: 1,
   filtersFilled: false,
   timer: null,
+  asked: 0, // list requests sent
 };
 
 function notice(text) {
@@ -59,13 +62,16 @@ function fillFilters(page) {
 
 async function refresh() {
   if (!session.me) return;
+  // Answers may come back out of order (a poll, a click): only the latest request's counts.
+  const asked = ++state.asked;
   let page;
   try {
     page = await api(`/v1/work?${query()}`);
   } catch (err) {
-    notice(err.message);
+    if (asked === state.asked) notice(err.message);
     return;
   }
+  if (asked !== state.asked) return;
   fillFilters(page);
   state.currency = page.currency;
   state.timezone = page.timezone;
@@ -357,104 +363,11 @@ function onKey(event) {
   }
 }
 
-// ---- done by me -----------------------------------------------------------------------------
-
-async function loadDone() {
-  let page;
-  try {
-    page = await api(`/v1/work/done?page=${state.donePage}&page_size=25`);
-  } catch (err) {
-    $("done").replaceChildren(errorLine(err.message));
-    return;
-  }
-  $("done").replaceChildren(
-    ...page.items.map((d) => {
-      const li = document.createElement("li");
-      const link = document.createElement("a");
-      link.href = `/case#${encodeURIComponent(d.case_id)}`;
-      link.textContent = d.case_id;
-      const note = d.detail && d.detail.note ? ` “${d.detail.note}”` : "";
-      li.append(
-        `${when(d.at, state.timezone)} — ${title(d.event)}${note} on `,
-        link,
-        ` (${words(d.type)}${d.amount ? `, ${money(d.amount, state.currency)}` : ""}; now ${words(d.status)})`,
-      );
-      return li;
-    }),
-  );
-  if (!page.items.length) $("done").replaceChildren(errorLine("Nothing yet.").cloneNode(true));
-  const pages = Math.max(1, Math.ceil(page.total / page.page_size));
-  $("done-page").textContent = `Page ${page.page} of ${pages}`;
-  $("done-prev").disabled = page.page <= 1;
-  $("done-next").disabled = page.page >= pages;
-}
-
-// ---- delegation (managers) ------------------------------------------------------------------
-
-async function loadDelegations(answer) {
-  const list = answer || (await api("/v1/delegations").catch(() => ({ given: [], received: [] })));
-  const rows = [
-    ...list.given.map((d) => [d, `${d.delegate_id} stands in for you`]),
-    ...list.received.map((d) => [d, `You stand in for ${d.staff_id}`]),
-  ];
-  $("delegations").replaceChildren(
-    ...rows.map(([d, text]) => {
-      const li = document.createElement("li");
-      li.append(
-        `${text} from ${when(d.starts_at, state.timezone)} until ${when(d.ends_at, state.timezone)}` +
-          (d.active ? " (now)" : " (planned)"),
-      );
-      if (d.staff_id === session.me.id) {
-        const end = document.createElement("button");
-        end.type = "button";
-        end.className = "quiet";
-        end.textContent = "End now";
-        end.setAttribute("aria-label", `End the delegation to ${d.delegate_id} now`);
-        end.addEventListener("click", async () => {
-          try {
-            loadDelegations(await api(`/v1/delegations/${d.id}/end`, { method: "POST" }));
-          } catch (err) {
-            $("delegate-error").textContent = err.message;
-          }
-        });
-        li.append(" ", end);
-      }
-      return li;
-    }),
-  );
-  if (!rows.length) {
-    const li = document.createElement("li");
-    li.textContent = "None.";
-    $("delegations").replaceChildren(li);
-  }
-}
-
-async function delegate(event) {
-  event.preventDefault();
-  $("delegate-error").textContent = "";
-  const from = $("away_from").value;
-  const until = $("away_until").value;
-  if (!from || !until) {
-    $("delegate-error").textContent = "Give both the start and the end.";
-    return;
-  }
-  try {
-    const answer = await api("/v1/delegations", {
-      method: "POST",
-      body: {
-        delegate_id: $("delegate_id").value.trim(),
-        starts_at: new Date(from).toISOString(),
-        ends_at: new Date(until).toISOString(),
-      },
-    });
-    notice(`${$("delegate_id").value.trim()} stands in for you from ${from.replace("T", " ")}.`);
-    loadDelegations(answer);
-  } catch (err) {
-    $("delegate-error").textContent = err.message;
-  }
-}
-
 // ---- views ----------------------------------------------------------------------------------
+
+function showDone() {
+  loadDone(state.donePage, { currency: state.currency, timezone: state.timezone });
+}
 
 function view(name) {
   for (const [tab, section] of [["tab-open", "open-view"], ["tab-done", "done-view"], ["tab-away", "away-view"]]) {
@@ -463,8 +376,8 @@ function view(name) {
     $(section).hidden = !on;
   }
   if (name === "open") refresh();
-  if (name === "done") loadDone();
-  if (name === "away") loadDelegations();
+  if (name === "done") showDone();
+  if (name === "away") loadDelegations(state.timezone);
 }
 
 // /work#<case id> opens that case beside the list (a link from an email or another page).
@@ -518,13 +431,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tab-away").addEventListener("click", () => view("away"));
   $("done-prev").addEventListener("click", () => {
     state.donePage = Math.max(1, state.donePage - 1);
-    loadDone();
+    showDone();
   });
   $("done-next").addEventListener("click", () => {
     state.donePage += 1;
-    loadDone();
+    showDone();
   });
-  $("delegate-form").addEventListener("submit", delegate);
+  $("delegate-form").addEventListener("submit", (event) =>
+    delegate(event, { timezone: state.timezone, notice }),
+  );
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", openLinked);
   setUpSignIn(ready);
