@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     freight_claim_above: Decimal = Decimal("200.00")
     carrier_follow_up_every: timedelta = timedelta(days=7)
     carrier_claim_wait: timedelta = timedelta(days=30)
+    # My work and the case page (starter/api/work.py): where the Temporal Web UI shows a
+    # case ("" = the embedded dev server's UI on DEV_SERVER_UI_PORT).
+    temporal_ui_url: str = ""
 
     # Deciding from the email: each approval email's Approve and Reject links open
     # PUBLIC_BASE_URL/decide/... (where approvers reach the API); empty means the API's own

@@ -204,6 +204,7 @@ def _print_banner(
     lines += [
         f"  HTTP API         http://{settings.api_host}:{settings.api_port}  (docs at /docs)",
         f"  Approvals page   http://{settings.api_host}:{settings.api_port}/approvals",
+        f"  My work, a case  http://{settings.api_host}:{settings.api_port}/work  (and /case)",
         f"  Database         {settings.database_url}",
     ]
     if settings.worker_metrics_port:

@@ -33,6 +33,7 @@ from starter.api import (
     metrics,
     staff,
     starts,
+    work,
 )
 from starter.api.auth import Services
 from starter.api.bodies import JSON_TYPES, BodyLimits
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(decision_links.router)
     decision_links.mask_access_log()
     app.include_router(codec.router)  # the Temporal Web UI's codec endpoint (CORS below)
+    app.include_router(work.router)  # My work and the case page
     app.mount("/static", StaticFiles(directory=approvals.STATIC_DIR), name="static")
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
