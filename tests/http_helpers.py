@@ -26,10 +26,10 @@ CLOUDEVENTS_JSON = {"Content-Type": "application/cloudevents+json"}
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on a free local port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+async def serve(app: ASGIApp, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on a free local port (or on ``sock``, bound by the caller
+    when the address must be known before the app is built); yields its base URL."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
@@ -45,6 +45,13 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+def bound_socket() -> socket.socket:
+    """A socket on a free local port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 async def terminate_if_running(client: Client, case_id: str) -> None:

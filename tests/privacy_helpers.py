@@ -3,15 +3,10 @@ specifications (test_codec.py, test_privacy.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
-from starlette.types import ASGIApp
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
@@ -93,30 +88,3 @@ async def decoded_bytes(history: WorkflowHistory, codec: PayloadCodec) -> bytes:
     for event in copy.events:
         await decode_message(event, codec)
     return history_bytes(copy)
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, sock: socket.socket) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on ``sock`` (bound by the caller, so its address is known
-    before the app is built); yields its base URL."""
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # surfaces why it could not start
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-def bound_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock

@@ -23,19 +23,10 @@ from temporalio.client import Client
 from infra.codec import codec_for
 from settings import Settings
 from starter.api import create_app
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import Shop
 from tests.devstack import DevStack
-from tests.privacy_helpers import bound_socket, serving
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.http_helpers import bound_socket, serve
 
 # What the UI runs: POST {endpoint}/decode with the namespace, cookies included or not.
 DECODE = """async ([endpoint, namespace, body, credentials]) => {
@@ -62,8 +53,8 @@ async def sites(
     api_settings = settings.model_copy(update={"codec_ui_origins": (ui_origin,)})
     api = create_app(client, database_url=database_url, settings=api_settings)
     async with (
-        serving(api, bound_socket()) as api_url,
-        serving(Starlette(routes=[Route("/", _blank)]), ui_socket) as ui_url,
+        serve(api, bound_socket()) as api_url,
+        serve(Starlette(routes=[Route("/", _blank)]), ui_socket) as ui_url,
     ):
         yield api_url, ui_url
 
