@@ -48,7 +48,7 @@ from workflows.freight_claim_models import (
     FreightClaimState,
 )
 from workflows.lot_watch import LotWatchWorkflow
-from workflows.models import CaseState, CaseType, RefundRequest, StoreCreditChoice
+from workflows.models import CaseState, CaseStatus, CaseType, RefundRequest, StoreCreditChoice
 from workflows.order_change import OrderChangeWorkflow
 from workflows.order_change_models import ChangeAnswer, OrderChangeRequest, OrderChangeState
 from workflows.refund import RefundWorkflow
@@ -85,8 +85,21 @@ class Event:
     signal: str
     update: str | None = None
     result: type[BaseModel] | None = None
+    # The case statuses in which a case waits for this event: "My work" lists the case then
+    # to whoever may send it. Empty for an event nothing waits for (the customer may choose
+    # store credit at any time). What a status cannot tell: ``awaited_after`` an audit line
+    # (a supervisor acts once the case was escalated to one), and ``awaited_once``: no
+    # longer once the trail records the event itself (QA's findings).
+    awaited_in: tuple[CaseStatus, ...] = ()
+    awaited_after: str | None = None
+    awaited_once: bool = False
 
     def __post_init__(self) -> None:
+        final = [status.value for status in self.awaited_in if status.is_final]
+        if final:
+            raise TypeError(f"event {self.name!r} awaited in final statuses {final}")
+        if (self.awaited_after or self.awaited_once) and not self.awaited_in:
+            raise TypeError(f"event {self.name!r} narrows a wait it does not declare")
         if self.actor not in self.model.model_fields:
             raise TypeError(f"{self.model.__name__} has no actor field {self.actor!r}")
         if not self.roles:
@@ -184,6 +197,7 @@ PACKAGE_RECEIVED = Event(
     signal="package_received",
     update="receive_package",
     result=RaState,
+    awaited_in=(CaseStatus.AWAITING_RETURN,),
 )
 INSPECTION_COMPLETED = Event(
     "inspection_completed",
@@ -193,6 +207,7 @@ INSPECTION_COMPLETED = Event(
     signal="inspection_completed",
     update="complete_inspection",
     result=ReturnState,
+    awaited_in=(CaseStatus.INSPECTING,),
 )
 QA_FINDINGS = Event(
     "qa_findings",
@@ -200,6 +215,13 @@ QA_FINDINGS = Event(
     roles=("qa",),
     actor="reported_by",
     signal="qa_findings",
+    awaited_in=(
+        CaseStatus.ESCALATED,
+        CaseStatus.RESOLVING,
+        CaseStatus.FOLLOW_UP,
+        CaseStatus.AWAITING_CUSTOMER,
+    ),
+    awaited_once=True,
 )
 CUSTOMER_RESPONSE = Event(
     "customer_response",
@@ -207,6 +229,7 @@ CUSTOMER_RESPONSE = Event(
     roles=("agent", "backend"),
     actor="recorded_by",
     signal="customer_response",
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 SUPERVISOR_ACTION = Event(
     "supervisor_action",
@@ -214,6 +237,8 @@ SUPERVISOR_ACTION = Event(
     roles=("supervisor", "manager"),
     actor="taken_by",
     signal="supervisor_action",
+    awaited_in=(CaseStatus.ESCALATED,),
+    awaited_after="supervisor_escalation",
 )
 FEE_ACCEPTED = Event(
     "fee_accepted",
@@ -223,6 +248,7 @@ FEE_ACCEPTED = Event(
     signal="fee_accepted",
     update="accept_fee",
     result=RushState,
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 FEE_DECLINED = Event(
     "fee_declined",
@@ -232,6 +258,7 @@ FEE_DECLINED = Event(
     signal="fee_declined",
     update="decline_fee",
     result=RushState,
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 DELIVERED = Event(
     "delivered",
@@ -239,6 +266,7 @@ DELIVERED = Event(
     roles=("backend",),
     actor="reported_by",
     signal="delivered",
+    awaited_in=(CaseStatus.IN_TRANSIT, CaseStatus.LATE),
 )
 DELIVERY_ATTEMPTED = Event(
     "delivery_attempted",
@@ -246,6 +274,7 @@ DELIVERY_ATTEMPTED = Event(
     roles=("backend",),
     actor="reported_by",
     signal="delivery_attempted",
+    awaited_in=(CaseStatus.IN_TRANSIT, CaseStatus.LATE),
 )
 CHANGE_ACCEPTED = Event(
     "change_accepted",
@@ -255,6 +284,7 @@ CHANGE_ACCEPTED = Event(
     signal="change_accepted",
     update="accept_change",
     result=OrderChangeState,
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 CHANGE_DECLINED = Event(
     "change_declined",
@@ -264,6 +294,7 @@ CHANGE_DECLINED = Event(
     signal="change_declined",
     update="decline_change",
     result=OrderChangeState,
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 
 DISPUTE_RESOLVED = Event(
@@ -274,6 +305,7 @@ DISPUTE_RESOLVED = Event(
     signal="dispute_resolved",
     update="resolve_dispute",
     result=BillingDisputeState,
+    awaited_in=(CaseStatus.REVIEWING,),
 )
 DISPUTE_ESCALATED = Event(
     "dispute_escalated",
@@ -283,6 +315,7 @@ DISPUTE_ESCALATED = Event(
     signal="dispute_escalated",
     update="escalate_dispute",
     result=BillingDisputeState,
+    awaited_in=(CaseStatus.REVIEWING,),
 )
 ACCOUNTING_ANSWER = Event(
     "accounting_answer",
@@ -292,6 +325,7 @@ ACCOUNTING_ANSWER = Event(
     signal="accounting_answer",
     update="answer_dispute",
     result=BillingDisputeState,
+    awaited_in=(CaseStatus.WITH_ACCOUNTING,),
 )
 RETURN_REQUESTED = Event(
     "return_requested",
@@ -301,6 +335,7 @@ RETURN_REQUESTED = Event(
     signal="return_requested",
     update="request_return",
     result=CancellationState,
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 RETURN_DECLINED = Event(
     "return_declined",
@@ -310,6 +345,7 @@ RETURN_DECLINED = Event(
     signal="return_declined",
     update="decline_return",
     result=CancellationState,
+    awaited_in=(CaseStatus.AWAITING_CUSTOMER,),
 )
 CARRIER_SETTLED = Event(
     "carrier_settled",
@@ -317,6 +353,7 @@ CARRIER_SETTLED = Event(
     roles=("backend",),
     actor="reported_by",
     signal="carrier_settled",
+    awaited_in=(CaseStatus.AWAITING_CARRIER, CaseStatus.WITH_ACCOUNTING),
 )
 ACCOUNTING_CLOSED = Event(
     "accounting_closed",
@@ -326,6 +363,7 @@ ACCOUNTING_CLOSED = Event(
     signal="accounting_closed",
     update="close_claim",
     result=FreightClaimState,
+    awaited_in=(CaseStatus.WITH_ACCOUNTING,),
 )
 
 

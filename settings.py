@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from holidays import country_holidays
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.calendar import BusinessCalendar
@@ -166,6 +166,34 @@ class Settings(BaseSettings):
     freight_claim_above: Decimal = Decimal("200.00")
     carrier_follow_up_every: timedelta = timedelta(days=7)
     carrier_claim_wait: timedelta = timedelta(days=30)
+    # My work and the case page (starter/api/work.py): where the Temporal Web UI shows a
+    # case ("" = the embedded dev server's UI on DEV_SERVER_UI_PORT).
+    temporal_ui_url: str = ""
+
+    # Deciding from the email: each approval email's Approve and Reject links open
+    # PUBLIC_BASE_URL/decide/... (where approvers reach the API); empty means the API's own
+    # address, http://API_HOST:API_PORT.
+    public_base_url: str = ""
+
+    # Metrics (docs/metrics.md). The worker serves Temporal's metrics and the product's
+    # (casework_*) at http://WORKER_METRICS_HOST:WORKER_METRICS_PORT/metrics (0: none); the
+    # pending approvals gauges are read from the database every APPROVALS_GAUGE_EVERY. The
+    # API serves its request metrics at its own GET /metrics.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    approvals_gauge_every: timedelta = Field(default=timedelta(seconds=15), gt=timedelta(0))
+
+    # Payload encryption (infra/codec.py, docs/privacy.md). CODEC_KEYS: "id:base64,id2:base64"
+    # or a JSON object of 32-byte keys; CODEC_CURRENT_KEY encrypts (default: the last listed),
+    # every key listed decrypts. Without CODEC_KEYS the key file CODEC_KEY_FILE (default
+    # $VAR_DIR/codec-keys.json, created by `make run`); without either a process refuses to
+    # start unless CODEC_DISABLED. CODEC_UI_ORIGINS: the Web UI origins the codec endpoint
+    # answers (CORS); default the dev server's UI on DEV_SERVER_UI_PORT.
+    codec_keys: SecretStr | None = None
+    codec_current_key: str | None = None
+    codec_key_file: Path | None = None
+    codec_disabled: bool = False
+    codec_ui_origins: tuple[str, ...] = ()
 
     # SLA clocks (docs/sla-clocks.md): the response standards in business time, and public
     # holidays from the `holidays` package for a country (ISO code, "US") and optionally a
@@ -189,6 +217,10 @@ class Settings(BaseSettings):
         elif self.holidays_subdivision is not None:
             raise ValueError("HOLIDAYS_SUBDIVISION needs HOLIDAYS_COUNTRY")
         return self
+
+    @property
+    def public_url(self) -> str:
+        return self.public_base_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"
 
     @field_validator("satisfaction_wait", "lot_alert_complaints", "late_escalate_after")
     @classmethod
@@ -252,6 +284,12 @@ class Settings(BaseSettings):
         if self.late_give_up_after <= self.late_escalate_after:
             raise ValueError("LATE_GIVE_UP_AFTER must be more than LATE_ESCALATE_AFTER")
         return self
+
+    @property
+    def codec_origins(self) -> tuple[str, ...]:
+        """The Web UI origins allowed to call the codec endpoint from a browser."""
+        port = self.dev_server_ui_port
+        return self.codec_ui_origins or (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
 
     @property
     def calendar(self) -> BusinessCalendar:

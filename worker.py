@@ -16,19 +16,25 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
+from temporalio.common import MetricMeter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.cancellation import LinkedCases
 from activities.cases import CaseActivities
 from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
+from activities.pending_approvals import PendingApprovalsGauge
+from infra.codec import CodecKeyError
 from infra.db import Database
 from infra.logs import configure_logging
+from infra.temporal import metric_meter, prometheus_runtime
 from registry import SUPPORTING_WORKFLOWS, WORKFLOWS
 from settings import Settings, get_settings
+from workflows import metrics
 from workflows.sandbox import workflow_runner
 
-__all__ = ["WORKFLOWS", "build_activities", "build_worker", "run_worker"]
+__all__ = ["WORKFLOWS", "build_activities", "build_worker", "metrics_runtime", "run_worker"]
 
 log = structlog.get_logger(__name__)
 
@@ -86,12 +92,32 @@ def build_worker(
     )
 
 
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """The runtime serving the worker's metrics on WORKER_METRICS_PORT (None: 0, none)."""
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    if not port:
+        return None
+    try:
+        return prometheus_runtime(host, port, histogram_buckets=metrics.HISTOGRAM_BUCKETS)
+    except ValueError as err:  # the port is taken, or the host is not ours
+        raise SystemExit(
+            f"cannot serve the worker's metrics on {host}:{port} ({err}); stop what holds it, "
+            "or set WORKER_METRICS_PORT to a free port (0: no metrics endpoint)"
+        ) from None
+
+
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    """Run until ``stop``; with EMAIL_TRANSPORT=smtp, deliver the outbox alongside."""
+    """Run until ``stop``; with EMAIL_TRANSPORT=smtp, deliver the outbox alongside. The
+    pending approvals gauges and the dispatcher's counters go to ``client``'s runtime."""
     db = Database(settings.database_url)
     worker = build_worker(client, activities=build_activities(db, settings), settings=settings)
+    meter = metric_meter(client)
     async with worker:
         log.info("worker_started", task_queue=settings.task_queue, namespace=client.namespace)
+        beside: list[asyncio.Task[None]] = []
+        if meter is not MetricMeter.noop:  # a runtime exporting metrics: keep its gauges fresh
+            gauge = PendingApprovalsGauge(db, meter)
+            beside.append(asyncio.create_task(gauge.run(stop, settings.approvals_gauge_every)))
         if settings.email_transport == "smtp":
             # Every worker runs one; claims keep them from sending the same email twice.
             dispatcher = OutboxDispatcher(
@@ -99,10 +125,11 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
                 SmtpTransport(settings.smtp),
                 sender=settings.support_email,
                 retry=MailRetry.from_settings(settings),
+                meter=meter,
             )
-            await dispatcher.run(stop)
-        else:
-            await stop.wait()
+            beside.append(asyncio.create_task(dispatcher.run(stop)))
+        await stop.wait()
+        await asyncio.gather(*beside)
     db.dispose()
     log.info("worker_stopped")
 
@@ -116,7 +143,17 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(await connect(), settings, stop)
+    runtime = metrics_runtime(settings)
+    if runtime is not None:
+        log.info(
+            "worker_metrics",
+            url=f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics",
+        )
+    try:
+        client = await connect(runtime=runtime)
+    except CodecKeyError as err:  # no payload key: say so in one line, start nothing
+        raise SystemExit(f"error: {err}") from None
+    await run_worker(client, settings, stop)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -29,6 +30,15 @@ def new_code() -> str:
 def code_hash(case_id: str, staff_id: str, code: str) -> str:
     normalized = code.upper().replace("-", "").replace(" ", "")
     return hashlib.sha256(f"{case_id}\n{staff_id}\n{normalized}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    """What the store knows of a code, without spending it (the decision link's page)."""
+
+    requested_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
 
 
 class DecisionCodes:
@@ -58,6 +68,23 @@ class DecisionCodes:
             )
         )
         return code
+
+    def look_up(self, *, case_id: str, staff_id: str, code: str) -> IssuedCode | None:
+        """The code as issued to ``staff_id`` on this case (any request), or None."""
+        with self._db.read() as session:
+            row = session.scalar(
+                select(DecisionCode)
+                .where(
+                    DecisionCode.case_id == case_id,
+                    DecisionCode.staff_id == staff_id,
+                    DecisionCode.code_hash == code_hash(case_id, staff_id, code),
+                )
+                .order_by(DecisionCode.issued_at.desc())
+                .limit(1)
+            )
+            if row is None:
+                return None
+            return IssuedCode(row.requested_at, row.expires_at, row.used_at)
 
     def spend(
         self,

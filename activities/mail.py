@@ -29,6 +29,7 @@ from typing import Protocol
 
 import structlog
 from sqlalchemy import ColumnElement, and_, or_, select, update
+from temporalio.common import MetricMeter
 
 from infra.db import Database, OutboxEmail
 from settings import Settings, SmtpSettings
@@ -90,6 +91,7 @@ class OutboxDispatcher:
         sender: str,
         retry: MailRetry | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        meter: MetricMeter = MetricMeter.noop,
     ) -> None:
         self._db = db
         self._transport = transport
@@ -98,6 +100,18 @@ class OutboxDispatcher:
         self._clock = clock
         # Names this dispatcher's claims; unique per process and instance.
         self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        # On the worker's metrics endpoint (the worker passes its runtime's meter).
+        self._sent_count = meter.create_counter(
+            "casework_emails_sent", "Emails the SMTP server accepted, per template"
+        )
+        self._failed_count = meter.create_counter(
+            "casework_emails_failed",
+            "Emails given up on (EMAIL_GIVE_UP_AFTER) and left failed, per template",
+        )
+        self._attempt_failed_count = meter.create_counter(
+            "casework_email_attempts_failed",
+            "Delivery attempts that failed (retried later), per error type",
+        )
 
     def deliver_pending(self, batch: int = 50) -> int:
         """Send up to ``batch`` due emails this dispatcher could claim; returns how many."""
@@ -115,7 +129,7 @@ class OutboxDispatcher:
             except (OSError, smtplib.SMTPException) as err:
                 self._failed(email.id, err)
                 continue
-            self._sent(email.id)
+            self._sent(email.id, email.template)
             sent += 1
         return sent
 
@@ -174,7 +188,7 @@ class OutboxDispatcher:
             )
             return bool(getattr(result, "rowcount", 0) == 1)
 
-    def _sent(self, email_id: int) -> None:
+    def _sent(self, email_id: int, template: str) -> None:
         with self._db.transaction() as session:
             email = session.get(OutboxEmail, email_id)
             if email is None:
@@ -182,6 +196,7 @@ class OutboxDispatcher:
             email.attempts += 1
             email.status, email.sent_at, email.last_error = "sent", self._clock(), None
             email.claimed_by = email.claimed_until = email.next_attempt_at = None
+        self._sent_count.add(1, {"template": template})
 
     def _failed(self, email_id: int, err: Exception) -> None:
         now = self._clock()
@@ -198,6 +213,10 @@ class OutboxDispatcher:
             else:
                 email.next_attempt_at = now + self._retry.wait_after(email.attempts)
             status, attempts, next_at = email.status, email.attempts, email.next_attempt_at
+            template = email.template
+        self._attempt_failed_count.add(1, {"error_type": type(err).__name__})
+        if status == "failed":
+            self._failed_count.add(1, {"template": template})
         # The error text may quote the recipient's address: log its kind, never the text.
         log.warning(
             "email_delivery_failed",

@@ -11,14 +11,14 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import audit
+from activities import audit, decision_links
 from activities.decision_codes import DecisionCodes
 from activities.notifications import Email, TemplateError, queue, render
 from activities.orders import OrderSystem
 from activities.staff import StaffDirectory
 from infra.db import Case, Database
 from settings import Settings
-from workflows.models import Department, Escalation, Notice, Recipient
+from workflows.models import DecisionKind, Department, Escalation, Notice, Recipient
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,9 @@ class NoticeActivities:
         }
         if self._carries_codes(notice) and self._send_with_codes(notice, context):
             return
-        email = _render(notice.template, {"decision_code_line": "", **context})
+        email = _render(
+            notice.template, {"decision_code_line": "", "decision_links": "", **context}
+        )
         to = self._addresses(notice, customer.email if customer else None)
         if notice.copy_cs_manager and self.settings.cs_manager_email not in to:
             to.append(self.settings.cs_manager_email)
@@ -161,7 +163,12 @@ class NoticeActivities:
                     at=notice.entry.at,
                 )
                 email = _render(
-                    notice.template, {**context, "decision_code_line": _code_line(code)}
+                    notice.template,
+                    {
+                        **context,
+                        "decision_code_line": _code_line(code),
+                        "decision_links": self._links(case_id, staff_id, code),
+                    },
                 )
                 queue(
                     session,
@@ -174,6 +181,21 @@ class NoticeActivities:
                 )
         log.info("email_queued", template=notice.template, recipients=len(contacts), codes=True)
         return True
+
+    def _links(self, case_id: str, staff_id: str, code: str) -> str:
+        """The approver's Approve and Reject links: each opens a confirmation page, and
+        carries the approver's code, so either one spends it (docs/approval-gate.md)."""
+        base = self.settings.public_url
+        approve, reject = (
+            decision_links.link(case_id, staff_id, kind, code).url(base)
+            for kind in (DecisionKind.APPROVE, DecisionKind.REJECT)
+        )
+        return (
+            "Decide from this email (each link opens a page to confirm on):\n"
+            f"  Approve: {approve}\n"
+            f"  Reject:  {reject}\n"
+            "The links are yours alone and work once: do not forward this email."
+        )
 
     def _department(self, notice: Notice) -> Department:
         name = notice.department or ""

@@ -6,15 +6,21 @@ message it did not queue (or the reverse). Delivery is ``activities.mail``'s con
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
 from string import Template
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.common import MetricMeter
 
 from infra.db import OutboxEmail
+
+EMAILS_QUEUED = "casework_emails_queued"
 
 
 class TemplateError(ValueError):
@@ -69,3 +75,33 @@ def queue(
                 created_at=at,
             )
         )
+    _count_when_committed(session, template, len(to))
+
+
+# The emails a session queued, counted once its transaction commits: a rolled back attempt
+# (an activity retried, a dedup key already there) counts nothing.
+_QUEUED = "casework.emails_queued"
+
+
+def _count_when_committed(session: Session, template: str, count: int) -> None:
+    if not count or not activity.in_activity():
+        return
+    if not event.contains(session, "after_commit", _committed):
+        event.listen(session, "after_commit", _committed)
+        event.listen(session, "after_rollback", _rolled_back)
+    _, counts = session.info.setdefault(_QUEUED, (activity.metric_meter(), Counter[str]()))
+    counts[template] += count
+
+
+def _committed(session: Session) -> None:
+    queued: tuple[MetricMeter, Counter[str]] | None = session.info.pop(_QUEUED, None)
+    if queued is None:
+        return
+    meter, counts = queued
+    counter = meter.create_counter(EMAILS_QUEUED, "Emails queued in the outbox, per template")
+    for template, count in counts.items():
+        counter.add(count, {"template": template})
+
+
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_QUEUED, None)

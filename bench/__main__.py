@@ -27,7 +27,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench import load, results, rush
 from bench.database import backend_name, fresh_database
+from infra.codec import CodecKeyError, configured_keyring, new_key
 from infra.temporal import DATA_CONVERTER
+from settings import get_settings
 from workflows import visibility
 
 BIN = Path(sys.executable).parent
@@ -92,7 +94,18 @@ def _git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
+def ensure_key() -> None:
+    """Measure with payloads encrypted, as production runs: without a configured key, one
+    for this run (its worker processes inherit it)."""
+    try:
+        configured_keyring(get_settings())
+    except CodecKeyError:
+        os.environ["CODEC_KEYS"] = f"bench:{new_key()}"
+        get_settings.cache_clear()
+
+
 async def main(args: argparse.Namespace) -> int:
+    ensure_key()
     database = backend_name(args.database_url)
     started_at = datetime.now(UTC)
     before = conditions()

@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from infra import append_only
+
 CENT = Decimal("0.01")
 
 
@@ -220,6 +222,11 @@ class AuditRecord(Base):
     event: Mapped[str] = mapped_column(String(100))
     actor: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+# Append-only in the database itself: triggers refuse an UPDATE or DELETE of its rows
+# (infra/append_only.py; migration 0009 creates the same).
+append_only.install(Base.metadata.tables[AuditRecord.__tablename__])
 
 
 class Approval(Base):

@@ -17,11 +17,22 @@ import structlog
 from temporalio import activity, workflow
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# North American numbers with separators, or any number written with a leading "+".
-# Strict on purpose: timestamps, ids and amounts must pass through untouched.
+# Phone numbers as people and systems write them. Strict on purpose: timestamps, dates, ids
+# (ORD-1004, RA-2026-000123, a request id's digits) and amounts (1500.00) must pass through
+# untouched, so a number must stand alone (nothing word-like, ":", ".", "+" or "-" glued to
+# either end, no decimals after it) and have a phone's shape:
 _PHONE = re.compile(
-    r"(?<![\w:.+-])(?:(?:\+?1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}"
-    r"|\+\d{1,3}[ .-]?\d[\d .-]{6,}\d)(?![\w-])"
+    r"(?<![\w:.+-])(?:"
+    # North American with separators: (512) 555-0199, 512.555.0199, +1 512 555 0199.
+    r"(?:\+?1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+    # International, after "+" or "00": +44 20 7946 0958, 0044 20 7946 0958 (at most 15
+    # digits, one space or hyphen at a time: never a decimal point, so an amount is kept).
+    r"|(?:\+|00)[1-9]\d{0,2}(?:[ -]?\d){6,13}"
+    # Ten bare digits of a North American number, optionally after a 1: 5125550199. Its area
+    # code and exchange never start with 0 or 1 (a Unix time in seconds starts with 1 until
+    # 2033; a millisecond one is longer).
+    r"|1?[2-9]\d{2}[2-9]\d{6}"
+    r")(?![\w-]|\.\d)"
 )
 _PII_KEYS = {"email", "phone", "address", "to_address", "customer_email"}
 
@@ -37,16 +48,21 @@ def _masked(key: str, value: Any) -> Any:
         return "***"
     if isinstance(value, str):
         return mask(value)
+    if isinstance(value, BaseException):
+        # Rendered by its text, which may quote what it failed on: a database error's
+        # message carries the statement's parameters (an address, a phone number).
+        return mask(f"{type(value).__name__}: {value}")
     if isinstance(value, Mapping):
         return {k: _masked(str(k), v) for k, v in value.items()}
-    if type(value) in (list, tuple):
+    if type(value) in (list, tuple, set, frozenset):
         return type(value)(_masked("", v) for v in value)
     return value
 
 
 def _mask_pii(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if key != "timestamp":
+        # exc_info is rendered into ``exception`` later, and masked then.
+        if key not in ("timestamp", "exc_info"):
             event[key] = _masked(key, value)
     return event
 

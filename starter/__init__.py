@@ -268,14 +268,17 @@ def read_state(raw: Any) -> CaseState:
     return registry.state_model(case_type).model_validate(raw)
 
 
-async def decide(client: Client, case_id: str, decision: Decision) -> ApprovalState:
-    """Send a decision as an update: the answer is the workflow's own, or DecisionRefused."""
+async def decide(
+    client: Client, case_id: str, decision: Decision, *, update: str = "decide"
+) -> ApprovalState:
+    """Send a decision as an update: the answer is the workflow's own, or DecisionRefused.
+    ``update="decide_with_code"`` for one that proves itself with the decision code."""
     handle = client.get_workflow_handle(case_id)
     try:
         approval: ApprovalState = await answered(
             case_id,
             handle.execute_update(
-                "decide", decision, result_type=ApprovalState, id=decision.event_id
+                update, decision, result_type=ApprovalState, id=decision.event_id
             ),
         )
         return approval

@@ -35,6 +35,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.staff import StaffDirectory
+from infra.codec import CodecKeyError, DecryptionError, UnknownKeyError
 from infra.db import Database
 from registry import EVENTS, PROCEDURES, Procedure
 from settings import Settings, get_settings
@@ -56,12 +57,13 @@ from starter import (
     temporal_address,
 )
 from starter.cli_local import UsageError, add_local_commands, money
+from starter.report.command import add_report_command
 from workflows.models import CaseState, Decision, StaffMember
 
 EXIT_CODES = {
     0: "done",
     2: "bad input, or refused by the case (limit, no decision pending, wrong RA...)",
-    3: "service unreachable (Temporal or the database)",
+    3: "service unreachable (Temporal or the database), or no payload encryption key",
     4: "no such case",
     5: "the case is closed and takes no more messages",
     6: "the case did not answer in time (no worker?); what was sent may still apply",
@@ -306,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_event)
 
     add_local_commands(sub)
+    add_report_command(sub)
     sub.add_parser("dev", help="run everything locally (make run)").set_defaults(local=cmd_dev)
     return parser
 
@@ -410,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RPCError as err:
         return _fail(3, f"Temporal said: {err.message}")
     except Unreachable as err:
+        return _fail(3, str(err))
+    except (CodecKeyError, UnknownKeyError, DecryptionError) as err:
         return _fail(3, str(err))
     except (OperationalError, ConnectionError) as err:
         return _fail(3, f"service unavailable: {str(err).splitlines()[0]}")

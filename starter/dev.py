@@ -5,6 +5,10 @@ TEMPORAL_ADDRESS points at a cluster, registers the search attributes, migrates 
 database, seeds demo data once, then runs the worker and the HTTP API in the foreground.
 Ctrl-C stops everything cleanly; the next run finds open cases where they were.
 
+Payloads are encrypted (infra/codec.py): without CODEC_KEYS, the first run creates a key file
+VAR_DIR/codec-keys.json (0600) that the worker, the API and the CLI read. The Web UI gets the
+API's codec endpoint (``--ui-codec-endpoint``) to show ops decrypted payloads.
+
 Every part dials the ports configured (DEV_SERVER_PORT, DEV_SERVER_UI_PORT, API_PORT), as does
 the CLI. The dev server runs in its own session, so a runner killed outright (SIGKILL, a
 closed terminal) leaves it behind: its pid is kept in VAR_DIR/temporal.pid, and the next run
@@ -28,14 +32,16 @@ from pathlib import Path
 
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 import migrations
+from infra.codec import create_key_file, key_file_path
 from infra.db import Database
 from infra.logs import configure_logging
 from settings import Settings
 from starter import connect, ensure_search_attributes, temporal_address
 from starter.demo import demo_staff, role_duties, seed_demo
-from worker import run_worker
+from worker import metrics_runtime, run_worker
 from workflows import visibility
 from workflows.models import StaffMember
 
@@ -66,6 +72,7 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
         "--port", str(settings.dev_server_port),
         "--ui-port", str(settings.dev_server_ui_port),
         "--ui-disable-news-fetch",
+        "--ui-codec-endpoint", codec_endpoint(settings),
         "--log-level", "warn",
     ]  # fmt: skip
     for key in visibility.ALL_KEYS:
@@ -75,6 +82,26 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(command, stdout=log_file, stderr=log_file, start_new_session=True)
     _pid_file(settings).write_text(f"{server.pid}\n")
     return server
+
+
+def codec_endpoint(settings: Settings) -> str:
+    """The API's codec endpoint as the browser showing the Web UI reaches it."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}/codec"
+
+
+def ensure_dev_key(settings: Settings) -> bool:
+    """Without configured keys (CODEC_KEYS) or CODEC_DISABLED, make sure the key file exists:
+    created on the first run with one random key, readable by its owner only. True if it
+    was created now."""
+    if settings.codec_disabled or (
+        settings.codec_keys is not None and settings.codec_keys.get_secret_value().strip()
+    ):
+        return False
+    created = create_key_file(key_file_path(settings))
+    if created:
+        log.info("codec_key_created", path=str(key_file_path(settings)))
+    return created
 
 
 def stop_dev_server(settings: Settings, server: subprocess.Popen[bytes]) -> None:
@@ -142,7 +169,11 @@ def refuse_taken(port: int, setting: str, host: str = "127.0.0.1") -> None:
 
 
 async def _connect_when_ready(
-    address: str, settings: Settings, server: subprocess.Popen[bytes] | None, seconds: int = 30
+    address: str,
+    settings: Settings,
+    server: subprocess.Popen[bytes] | None,
+    seconds: int = 30,
+    runtime: Runtime | None = None,
 ) -> Client:
     log_hint = f"; see {settings.var_dir / 'temporal.log'}" if server is not None else ""
     for _ in range(seconds * 2):
@@ -152,7 +183,7 @@ async def _connect_when_ready(
                 f"{address}{log_hint}"
             )
         try:
-            return await connect(address)
+            return await connect(address, runtime=runtime)
         except RuntimeError:
             await asyncio.sleep(0.5)
     raise SystemExit(f"Temporal did not answer at {address} within {seconds} s{log_hint}")
@@ -165,11 +196,25 @@ def _print_banner(
     if embedded:
         lines.append(f"  Temporal Web UI  http://127.0.0.1:{settings.dev_server_ui_port}")
         lines.append(f"  Temporal         127.0.0.1:{settings.dev_server_port} (the CLI finds it)")
+        lines.append(
+            f"  Codec endpoint   {codec_endpoint(settings)}  (the Web UI decrypts payloads "
+            f"through it: sign in at {codec_endpoint(settings)}/session)"
+        )
+    lines.append(f"  Payload keys     {_key_source(settings)}")
     lines += [
         f"  HTTP API         http://{settings.api_host}:{settings.api_port}  (docs at /docs)",
         f"  Approvals page   http://{settings.api_host}:{settings.api_port}/approvals",
+        f"  My work, a case  http://{settings.api_host}:{settings.api_port}/work  (and /case)",
         f"  Database         {settings.database_url}",
     ]
+    if settings.worker_metrics_port:
+        lines.append(
+            f"  Worker metrics   http://{settings.worker_metrics_host}:"
+            f"{settings.worker_metrics_port}/metrics  (Prometheus)"
+        )
+    lines.append(
+        f"  API metrics      http://{settings.api_host}:{settings.api_port}/metrics  (Prometheus)"
+    )
     if tokens:
         lines.append("  Demo staff: id, role, what they may do, API token (Authorization: Bearer):")
         for member in staff:
@@ -186,6 +231,14 @@ def _print_banner(
         "  Ctrl-C stops everything.\n",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _key_source(settings: Settings) -> str:
+    if settings.codec_disabled:
+        return "none: CODEC_DISABLED, payloads are stored in clear"
+    if settings.codec_keys is not None and settings.codec_keys.get_secret_value().strip():
+        return "CODEC_KEYS"
+    return f"{key_file_path(settings)} (keep it: cases encrypted under it need it)"
 
 
 async def _serve_api(
@@ -234,10 +287,16 @@ async def run(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
     # A configured Temporal (TEMPORAL_ADDRESS or a profile) is used as is; else our own.
     embedded = not os.environ.get("TEMPORAL_ADDRESS")
+    ensure_dev_key(settings)
     address = f"127.0.0.1:{settings.dev_server_port}" if embedded else temporal_address()
+    if settings.worker_metrics_port:
+        refuse_taken(
+            settings.worker_metrics_port, "WORKER_METRICS_PORT", settings.worker_metrics_host
+        )
+    runtime = metrics_runtime(settings)  # binds WORKER_METRICS_PORT
     server = start_dev_server(settings) if embedded else None
     try:
-        client = await _connect_when_ready(address, settings, server)
+        client = await _connect_when_ready(address, settings, server, runtime=runtime)
         await ensure_search_attributes(client)
         migrations.upgrade(settings.database_url)
         tokens = seed_demo(Database(settings.database_url), settings.var_dir / "dev-tokens.json")

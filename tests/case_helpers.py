@@ -1,5 +1,5 @@
 """Helpers every case specification shares: the business clock, the audit trail, the
-outbox and the history of a case (tests/test_*.py import them from here)."""
+outbox, the history of a case and waiting for it (tests/test_*.py import them from here)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from infra.db import AuditRecord, OutboxEmail
 from starter import case_state
 from tests.conftest import Shop
-from workflows.models import CaseState
+from workflows.models import CaseState, CaseStatus
 
 T = TypeVar("T")
 S = TypeVar("S", bound=CaseState)
@@ -67,13 +67,13 @@ async def activities_in_order(handle: WorkflowHandle[Any, Any]) -> list[str]:
     ]
 
 
-def audit(shop: Shop, case_id: str) -> list[AuditRecord]:
+def audit(shop: Shop, case_id: str, event: str | None = None) -> list[AuditRecord]:
+    """The case's audit lines in order; only its ``event`` lines when one is named."""
     with shop.db.transaction() as session:
-        return list(
-            session.scalars(
-                select(AuditRecord).where(AuditRecord.case_id == case_id).order_by(AuditRecord.seq)
-            )
-        )
+        query = select(AuditRecord).where(AuditRecord.case_id == case_id)
+        if event:
+            query = query.where(AuditRecord.event == event)
+        return list(session.scalars(query.order_by(AuditRecord.seq)))
 
 
 def events(shop: Shop, case_id: str) -> list[str]:
@@ -88,12 +88,33 @@ def emails(shop: Shop, case_id: str, template: str | None = None) -> list[Outbox
         return list(session.scalars(query.order_by(OutboxEmail.id)))
 
 
+def outbox(shop: Shop, template: str | None = None) -> list[OutboxEmail]:
+    """Every email queued, whichever case queued it (only ``template``'s when one is named)."""
+    with shop.db.transaction() as session:
+        query = select(OutboxEmail).order_by(OutboxEmail.id)
+        if template:
+            query = query.where(OutboxEmail.template == template)
+        return list(session.scalars(query))
+
+
 async def eventually(probe: Callable[[], list[T]]) -> list[T]:
     for _ in range(1200):
         if rows := probe():
             return rows
         await asyncio.sleep(0.05)
     raise AssertionError("nothing appeared")
+
+
+async def until(probe: Callable[[], Any], what: str) -> Any:
+    """Poll ``probe`` (sync or async) until it returns something truthy."""
+    for _ in range(200):
+        value = probe()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
 
 
 async def state_of(client: Client, case_id: str, model: type[S], ready: Callable[[S], bool]) -> S:
@@ -105,3 +126,8 @@ async def state_of(client: Client, case_id: str, model: type[S], ready: Callable
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"{case_id} never got there; last: {state}")
+
+
+async def wait_for_status(client: Client, case_id: str, status: CaseStatus) -> CaseState:
+    """The case's state once its status is ``status``; fails after a while."""
+    return await state_of(client, case_id, CaseState, lambda state: state.status is status)

@@ -5,6 +5,10 @@
   marked to run on both (``backend`` parameter).
 - ``shop``: customers, orders and staff every specification talks about.
 - ``worker``: the production worker over that database on its own task queue.
+
+The whole suite runs encrypted, as production does: every client is built on the production
+``DATA_CONVERTER``, whose keys come from CODEC_KEYS, set here to one random key per session
+(nothing kept depends on it: recorded histories are stored decrypted).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import migrations
 from activities.cases import CaseActivities
 from activities.lots import lot_watch_id
 from activities.staff import StaffDirectory
+from infra.codec import new_key
 from infra.db import Customer, Database, Order, OrderLine, Shipment, Stock
 from settings import Settings
 from starter import DATA_CONVERTER, StartedCase, ensure_search_attributes, start_refund
@@ -40,6 +45,8 @@ from starter.api import create_app
 from worker import build_activities, build_worker
 from workflows import visibility
 from workflows.models import RefundRequest
+
+os.environ.setdefault("CODEC_KEYS", f"test-1:{new_key()}")
 
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get(

@@ -19,6 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio.converter import DataConverter
+
+from infra.codec import KEY_FILE_NAME, EncryptionCodec, read_key_file
+from infra.temporal import data_converter
+
 ROOT = Path(__file__).resolve().parent.parent
 BANNER = "casework is running"
 
@@ -33,12 +38,14 @@ def stack_env(var_dir: Path, temporal_port: int, ui_port: int, api_port: int) ->
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("TEMPORAL_") and key not in ("DATABASE_URL", "TASK_QUEUE")
+        # The runner finds its own key (the key file it creates), as on a user's machine.
+        if not key.startswith(("TEMPORAL_", "CODEC_")) and key not in ("DATABASE_URL", "TASK_QUEUE")
     }
     env.update(
         DEV_SERVER_PORT=str(temporal_port),
         DEV_SERVER_UI_PORT=str(ui_port),
         API_PORT=str(api_port),
+        WORKER_METRICS_PORT=str(free_port()),
         VAR_DIR=str(var_dir),
         DATABASE_URL=f"sqlite:///{var_dir / 'cases.db'}",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -128,6 +135,12 @@ class DevStack:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=10)
+
+    def data_converter(self) -> DataConverter:
+        """The converter of the stack's own processes: the keys of the file its first run
+        created (not the test session's CODEC_KEYS)."""
+        keys = read_key_file(self.var_dir / KEY_FILE_NAME)
+        return data_converter(EncryptionCodec(keys))
 
     def dev_server_pid(self) -> int:
         return int((self.var_dir / "temporal.pid").read_text().split()[0])

@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from infra.codec import decode_message
 from infra.temporal import DATA_CONVERTER
 from settings import Settings
 from workflows.models import CaseStatus, Outcome
@@ -56,11 +57,15 @@ class Shelf:
         result = await self.replay(history)
 
         assert result.replay_failure is None
-        self.keep_if_recording(scenario, history)
+        await self.keep_if_recording(scenario, history)
 
-    def keep_if_recording(self, scenario: str, history: WorkflowHistory) -> None:
-        """With REPLAY_RECORD=1, store ``history`` as the scenario's recorded history."""
+    async def keep_if_recording(self, scenario: str, history: WorkflowHistory) -> None:
+        """With REPLAY_RECORD=1, store ``history`` as the scenario's recorded history,
+        decrypted: a recording must stay readable (and replay) without the session's key."""
         if os.environ.get("REPLAY_RECORD") == "1":
+            assert DATA_CONVERTER.payload_codec is not None
+            for event in history.events:
+                await decode_message(event, DATA_CONVERTER.payload_codec)
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{scenario}.json").write_text(history.to_json() + "\n")
 

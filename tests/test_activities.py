@@ -26,12 +26,11 @@ from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnav
 from infra.db import LedgerEntry, Order, OutboxEmail, RefundReservation
 from settings import Settings
 from starter import case_state
+from tests.activity_helpers import open_case
 from tests.conftest import Cases, Shop
 from worker import build_worker
 from workflows.models import (
-    CaseOpening,
     CaseStatus,
-    CaseType,
     Outcome,
     RefundInstruction,
     RefundMethod,
@@ -72,21 +71,6 @@ def case_activities(shop: Shop, settings: Settings, payments: PaymentGateway) ->
         payments=payments,
         carrier=LocalCarrier(shop.db),
         settings=settings,
-    )
-
-
-def open_case(activities: CaseActivities, case_id: str) -> None:
-    activities.open_case(
-        CaseOpening(
-            case_id=case_id,
-            case_type=CaseType.REFUND,
-            order_id="ORD-1001",
-            customer_id="C-100",
-            amount=Decimal("120.00"),
-            requested_by="agent-amy",
-            request={},
-            opened_at=datetime.now(UTC),
-        )
     )
 
 

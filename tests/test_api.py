@@ -10,8 +10,7 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -21,135 +20,30 @@ from temporalio.client import Client
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
-from infra.db import ApiRequest, LedgerEntry
+from infra.db import ApiRequest
 from registry import PROCEDURES
 from settings import Settings
 from starter import DATA_CONVERTER
 from starter.api import Store, create_app
 from tests.complaint_helpers import complaint
 from tests.conftest import Cases, Shop
-from tests.test_e2e_http import terminate_if_running
+from tests.http_helpers import (
+    BASE_URL,
+    CLOUDEVENTS_JSON,
+    Api,
+    cloud_event,
+    refund_body,
+    terminate_if_running,
+)
+from tests.refund_helpers import ledger
 
-BASE_URL = "http://casework.test"
 # Idempotency rests on the database's unique key: prove it on both engines.
 ON_BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-
-
-@dataclass
-class Api:
-    """The app over HTTP, signed in as whoever a call names."""
-
-    http: httpx.AsyncClient
-    tokens: dict[str, str]
-    cases: Cases | None = None
-    opened: set[str] = field(default_factory=set)
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        as_: str | None = "backend",
-        json: Any = None,
-        content: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        headers = dict(headers or {})
-        if as_ is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[as_]}"
-        response = await self.http.request(
-            method, path, json=json, content=content, headers=headers
-        )
-        self._track(method, path, response)
-        return response
-
-    def _track(self, method: str, path: str, response: httpx.Response) -> None:
-        """Every case the API opened must be terminated when the test ends."""
-        opens_cases = path in {"/v1/events", *(f"/v1/{p.path}" for p in PROCEDURES)}
-        if method == "POST" and opens_cases and response.status_code in (200, 202):
-            case_id = response.json()["case_id"]
-            if self.cases is not None and case_id not in self.opened:
-                self.cases.handles.append(self.cases.client.get_workflow_handle(case_id))
-            self.opened.add(case_id)
-
-    async def refund(self, amount: str = "750.00", **fields: str) -> httpx.Response:
-        return await self.call("POST", "/v1/refunds", json=refund_body(amount, **fields))
-
-    async def case(self, case_id: str, *, as_: str = "agent-amy") -> dict[str, Any]:
-        response = await self.call("GET", f"/v1/cases/{case_id}", as_=as_)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def case_when(
-        self, case_id: str, ready: Callable[[dict[str, Any]], bool]
-    ) -> dict[str, Any]:
-        for _ in range(200):
-            case = await self.case(case_id)
-            if ready(case):
-                return case
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{case_id} never got there; last: {case['status']}")
-
-    async def awaiting_approval(self, amount: str = "750.00", **fields: str) -> str:
-        """A refund case waiting for a manager; its id."""
-        response = await self.refund(amount, **fields)
-        assert response.status_code == 202, response.text
-        case_id: str = response.json()["case_id"]
-        await self.case_when(case_id, lambda c: c["status"] == "awaiting_approval")
-        await self.approvals_row(case_id)
-        return case_id
-
-    async def approvals_row(self, case_id: str) -> None:
-        """Wait until the approvals list (the database's view) has caught up with the case."""
-        for _ in range(100):
-            listed = await self.call("GET", "/v1/approvals", as_="mgr-max")
-            if any(item["case_id"] == case_id for item in listed.json()["items"]):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{case_id} never appeared in the approvals list")
-
-    async def decide(
-        self, case_id: str, decision: str, *, as_: str, note: str = "", **extra: Any
-    ) -> httpx.Response:
-        body = {"decision": decision, "note": note, **extra}
-        return await self.call("POST", f"/v1/cases/{case_id}/decision", as_=as_, json=body)
-
-
-def refund_body(amount: str = "750.00", **fields: str) -> dict[str, Any]:
-    return {
-        "request_id": f"req-{uuid.uuid4().hex[:10]}",
-        "order_id": "ORD-1001",
-        "customer_id": "C-100",
-        "amount": amount,
-        "reason": "thawed on arrival",
-        "requested_by": "agent-amy",
-        **fields,
-    }
-
-
-def cloud_event(data: dict[str, Any], **attributes: str) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": f"evt-{uuid.uuid4().hex[:10]}",
-        "source": "/shop/orders",
-        "type": "refund.requested",
-        "data": data,
-        **attributes,
-    }
-
-
-CLOUDEVENTS_JSON = {"Content-Type": "application/cloudevents+json"}
 
 
 def api_requests(shop: Shop) -> list[ApiRequest]:
     with shop.db.transaction() as session:
         return list(session.scalars(select(ApiRequest)))
-
-
-def ledger(shop: Shop) -> list[LedgerEntry]:
-    with shop.db.transaction() as session:
-        return list(session.scalars(select(LedgerEntry)))
 
 
 @pytest.fixture

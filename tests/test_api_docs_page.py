@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Route, async_playwright, expect
+from playwright.async_api import Browser, Route, expect
 from temporalio.client import Client
 
 from settings import Settings
 from starter.api import create_app
-from tests.test_approvals_page import CHROMIUM, CHROMIUM_ARGS
-from tests.test_e2e_http import serve
+from tests.browser_helpers import chromium
+from tests.http_helpers import serve
 
 
 @pytest.fixture
@@ -25,10 +25,8 @@ async def site(client: Client, settings: Settings, database_url: str) -> AsyncIt
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def test_docs_page_loads_its_assets_from_this_server(site: str) -> None:

@@ -28,8 +28,14 @@ from registry import PROCEDURES
 from settings import Settings
 from starter.api import MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
 from tests.conftest import Cases, Shop
-from tests.test_api import BASE_URL, CLOUDEVENTS_JSON, Api, cloud_event, refund_body
-from tests.test_e2e_http import terminate_if_running
+from tests.http_helpers import (
+    BASE_URL,
+    CLOUDEVENTS_JSON,
+    Api,
+    cloud_event,
+    refund_body,
+    terminate_if_running,
+)
 from workflows.models import RefundRequest
 
 # Long enough for the dev server to take the request, short enough for a test.

@@ -12,19 +12,18 @@ for the test to let it pay.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.carrier import LocalCarrier
@@ -32,60 +31,28 @@ from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway, PaymentUnavailable
 from activities.staff import StaffDirectory
-from infra.db import AuditRecord, Case, LedgerEntry, OutboxEmail
+from infra.db import Case, OutboxEmail
 from settings import Settings
 from starter import DecisionRefused, case_state, choose_store_credit, decide
+from tests.approval_helpers import awaiting_approval, code_for
+from tests.case_helpers import audit, sleep_until, until
 from tests.conftest import Cases, Shop
+from tests.refund_helpers import payments, refund
 from worker import build_activities, build_worker
 from workflows.models import (
     ApprovalState,
     ApprovalStatus,
-    CaseState,
     CaseStatus,
     Decision,
     DecisionKind,
     Outcome,
     RefundInstruction,
     RefundMethod,
-    RefundRequest,
     StoreCreditChoice,
 )
 from workflows.rush_models import FeeCharge
 
 APPROVERS_OF_750 = {"sup-sam", "mgr-mia", "mgr-max"}
-
-
-def refund(amount: str, order_id: str = "ORD-1001") -> RefundRequest:
-    return RefundRequest(
-        request_id=f"req-{uuid.uuid4().hex[:10]}",
-        order_id=order_id,
-        customer_id="C-100",
-        amount=Decimal(amount),
-        reason="thawed on arrival",
-        requested_by="agent-amy",
-    )
-
-
-async def until(probe: Callable[[], Any], what: str) -> Any:
-    """Poll ``probe`` (sync or async) until it returns something truthy."""
-    for _ in range(200):
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
-async def awaiting_approval(client: Client, handle: WorkflowHandle[Any, Any]) -> ApprovalState:
-    async def probe() -> CaseState | None:
-        state = await case_state(client, handle.id)
-        return state if state.status is CaseStatus.AWAITING_APPROVAL else None
-
-    state: CaseState = await until(probe, f"{handle.id} awaiting approval")
-    assert state.approval is not None
-    return state.approval
 
 
 def emails(shop: Shop, template: str) -> list[str]:
@@ -106,55 +73,8 @@ def bodies(shop: Shop, template: str) -> list[str]:
         )
 
 
-def audit(shop: Shop, case_id: str, event: str | None = None) -> list[AuditRecord]:
-    with shop.db.transaction() as session:
-        query = select(AuditRecord).where(AuditRecord.case_id == case_id)
-        if event:
-            query = query.where(AuditRecord.event == event)
-        return list(session.scalars(query.order_by(AuditRecord.seq)))
-
-
-def ledger(shop: Shop) -> list[tuple[str, str, Decimal]]:
-    with shop.db.transaction() as session:
-        rows = session.execute(select(LedgerEntry.case_id, LedgerEntry.method, LedgerEntry.amount))
-        return [(case_id, method, amount) for case_id, method, amount in rows]
-
-
-DECISION_CODE = re.compile(r"decision code: ([A-Z0-9-]+)")
-
-
-def decision_code(shop: Shop, staff_id: str, template: str = "approval_requested") -> str | None:
-    """The decision code in the latest ``template`` email to ``staff_id``, if any."""
-    with shop.db.transaction() as session:
-        bodies = session.scalars(
-            select(OutboxEmail.body)
-            .where(
-                OutboxEmail.template == template,
-                OutboxEmail.to_address == f"{staff_id}@exoticmeats.com",
-            )
-            .order_by(OutboxEmail.id)
-        ).all()
-    found = DECISION_CODE.search(bodies[-1]) if bodies else None
-    return found.group(1) if found else None
-
-
-async def code_for(shop: Shop, staff_id: str, template: str = "approval_requested") -> str:
-    """Wait for ``staff_id``'s ``template`` email; the decision code it carries."""
-    code: str = await until(
-        lambda: decision_code(shop, staff_id, template), f"the {template} email to {staff_id}"
-    )
-    return code
-
-
 def staff_emails(ids: set[str] | tuple[str, ...]) -> list[str]:
     return sorted(f"{i}@exoticmeats.com" for i in ids)
-
-
-async def advance_to(env: WorkflowEnvironment, instant: datetime) -> None:
-    """Move the time-skipping server's clock forward to ``instant``."""
-    now = await env.get_current_time()
-    assert instant > now, f"{instant} is already past ({now})"
-    await env.sleep(instant - now)
 
 
 # ---- timers ----------------------------------------------------------------------------------
@@ -171,10 +91,10 @@ async def test_approvers_are_reminded_after_four_business_hours_and_not_before(
     )
     await until(lambda: emails(shop, "approval_requested"), "the approval request email")
 
-    await advance_to(env, approval.remind_at - timedelta(minutes=1))
+    await sleep_until(env, approval.remind_at - timedelta(minutes=1))
     assert emails(shop, "approval_reminder") == []
 
-    await advance_to(env, approval.remind_at + timedelta(minutes=1))
+    await sleep_until(env, approval.remind_at + timedelta(minutes=1))
     reminded = await until(lambda: emails(shop, "approval_reminder"), "the reminder")
     assert reminded == staff_emails(APPROVERS_OF_750)
     assert emails(shop, "approval_escalated") == []
@@ -192,11 +112,11 @@ async def test_the_cs_manager_is_told_after_eight_business_hours_and_not_before(
         approval.requested_at, timedelta(hours=8)
     )
 
-    await advance_to(env, approval.escalate_at - timedelta(minutes=1))
+    await sleep_until(env, approval.escalate_at - timedelta(minutes=1))
     await until(lambda: emails(shop, "approval_reminder"), "the reminder")
     assert emails(shop, "approval_escalated") == []
 
-    await advance_to(env, approval.escalate_at + timedelta(minutes=1))
+    await sleep_until(env, approval.escalate_at + timedelta(minutes=1))
     escalated = await until(lambda: emails(shop, "approval_escalated"), "the escalation")
     assert escalated == ["csmanager@exoticmeats.com"]
     state = await case_state(client, handle.id)
@@ -219,7 +139,7 @@ async def test_an_unanswered_request_expires_after_three_business_days_and_the_c
     assert closed is not None and closed >= approval.due_at
     assert emails(shop, "refund_expired") == ["ada@example.com"]
     assert [r.event for r in audit(shop, handle.id, "approval_expired")] == ["approval_expired"]
-    assert ledger(shop) == []
+    assert payments(shop) == []
 
 
 # ---- decisions as signals ---------------------------------------------------------------------
@@ -254,7 +174,7 @@ async def test_a_decision_sent_as_a_signal_approves(
     )
     [approved] = audit(shop, handle.id, "approval_approved")
     assert approved.actor == "mgr-mia"
-    assert ledger(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
+    assert payments(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
 
 
 @pytest.mark.parametrize(
@@ -281,7 +201,7 @@ async def test_a_signal_from_someone_without_authority_is_recorded_and_the_case_
     state = await case_state(client, handle.id)
     assert state.status is CaseStatus.AWAITING_APPROVAL
     assert state.approval is not None and state.approval.status is ApprovalStatus.PENDING
-    assert ledger(shop) == []
+    assert payments(shop) == []
 
     # Still open to a decision from someone who may take it.
     await handle.signal("decision", decision("mgr-mia", code=await code_for(shop, "mgr-mia")))
@@ -409,7 +329,7 @@ async def test_the_same_decision_signal_delivered_twice_acts_once(held: Held, sh
     ] == ["approval_approved"]
     history = await handle.fetch_history()
     assert signals_in_history(list(history.events), "decision") == 2
-    assert ledger(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
+    assert payments(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
 
 
 async def test_a_decision_update_retried_with_the_same_event_id_gets_the_same_answer(
@@ -435,7 +355,7 @@ async def test_a_decision_update_retried_with_the_same_event_id_gets_the_same_an
     assert retried == first
     assert [r.event for r in audit(shop, handle.id, "approval_approved")] == ["approval_approved"]
     assert audit(shop, handle.id, "decision_ignored") == []
-    assert ledger(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
+    assert payments(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
 
 
 async def test_a_store_credit_choice_after_the_refund_started_is_recorded_as_ignored(
@@ -456,7 +376,7 @@ async def test_a_store_credit_choice_after_the_refund_started_is_recorded_as_ign
     [ignored] = audit(shop, handle.id, "store_credit_ignored")
     assert ignored.detail == {"reason": "the refund was already issued"}
     assert audit(shop, handle.id, "store_credit_chosen") == []
-    assert ledger(shop) == [(handle.id, "original_payment", Decimal("120.00"))]
+    assert payments(shop) == [(handle.id, "original_payment", Decimal("120.00"))]
     [body] = bodies(shop, "refund_confirmed")
     assert "original payment" in body and "5-10 business days" in body
 
@@ -495,7 +415,7 @@ async def test_a_delegate_of_an_away_manager_approves_within_the_delegates_limit
 
     assert approved.decided_by == "agent-dee"
     assert outcome.status is CaseStatus.COMPLETED
-    assert ledger(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
+    assert payments(shop) == [(handle.id, "original_payment", Decimal("750.00"))]
 
 
 async def test_a_delegate_may_not_approve_above_the_delegates_own_limit(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 from sqlalchemy import select
 from temporalio.client import Client
 
@@ -17,28 +17,18 @@ from infra.db import Approval
 from settings import Settings
 from starter import case_state, decide
 from starter.api import create_app
+from tests.browser_helpers import chromium
 from tests.conftest import Cases, Shop
-from tests.test_e2e_http import serve
+from tests.http_helpers import serve
 from workflows.models import ApprovalStatus, Decision, DecisionKind, RefundRequest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = ViewportSize(width=390, height=844)
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

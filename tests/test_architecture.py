@@ -2,7 +2,8 @@
 
 Entry points (worker.py, starter/, bench/, migrations/) -> registry -> workflows and
 activities -> models and infra/. A lower layer importing a higher one is refused here, so a
-shortcut taken today fails the suite instead of tangling the next procedure.
+shortcut taken today fails the suite instead of tangling the next procedure. Within tests/,
+a specification (test_*.py) imports fixtures and helpers modules, never another specification.
 """
 
 from __future__ import annotations
@@ -100,3 +101,25 @@ def test_workflows_never_import_infra_or_io_libraries() -> None:
 def test_only_entry_points_import_starter() -> None:
     outside = tuple(p for p in {layer(n) for n in MODULES} if p not in ENTRY_POINTS)
     assert offenders(outside, {"starter"}) == {}
+
+
+def test_nothing_outside_the_tests_imports_them() -> None:
+    # bench/ and the product run where tests/ is not shipped; a helper they need is product code.
+    outside = tuple(p for p in {layer(n) for n in MODULES} if p != "tests")
+    assert offenders(outside, {"tests"}) == {}
+
+
+def test_specifications_never_import_one_another() -> None:
+    # A specification reads on its own: what two of them share lives in a fixture
+    # (tests/conftest.py) or a helpers module (tests/*_helpers.py), named for its job. Importing
+    # another test_*.py would also run its module code and hand pytest its tests twice over.
+    specifications = {name for name in MODULES if name.startswith("tests.test_")}
+    imported = {name: imports_of(MODULES[name], name) for name in specifications}
+    # Guards the guard: the scan sees a specification importing its helpers.
+    assert "tests.case_helpers" in imported["tests.test_returns"]
+    crossed = {
+        name: sorted((names & specifications) - {name})
+        for name, names in imported.items()
+        if (names & specifications) - {name}
+    }
+    assert crossed == {}

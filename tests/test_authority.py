@@ -29,19 +29,12 @@ from activities.staff import StaffDirectory
 from infra.db import AuditRecord, DecisionCode, Staff
 from settings import Settings
 from starter import DecisionRefused, case_state, decide
+from tests.approval_helpers import awaiting_approval, code_for
+from tests.case_helpers import audit, sleep_until, until, wait_for_status
+from tests.cli_helpers import cli
 from tests.conftest import Cases, Shop
-from tests.test_approval_gate import (
-    advance_to,
-    audit,
-    awaiting_approval,
-    code_for,
-    ledger,
-    refund,
-    until,
-)
-from tests.test_cli import cli
-from tests.test_refund import wait_for_status
-from tests.test_returns import awaiting_return, delivered_order, return_of, start
+from tests.refund_helpers import payments, refund
+from tests.return_helpers import awaiting_return, delivered_order, return_of, start
 from worker import build_activities, build_worker
 from workflows.models import (
     ApprovalStatus,
@@ -195,7 +188,7 @@ async def test_a_decision_signal_without_the_approvers_own_code_is_refused_and_t
     ]
     state = await case_state(client, handle.id)
     assert state.approval is not None and state.approval.status is ApprovalStatus.PENDING
-    assert ledger(shop) == []
+    assert payments(shop) == []
 
     await handle.signal("decision", signal("mgr-mia", mias_code.lower()))
     assert (await handle.result()).status is CaseStatus.COMPLETED
@@ -322,12 +315,12 @@ async def test_a_delegate_whose_delegation_ended_after_the_reminder_is_refused(
     approval = await awaiting_approval(client, handle)
     ends = approval.remind_at + timedelta(minutes=30)
     directory.delegate("mgr-max", "agent-dee", now - timedelta(days=1), ends)
-    await advance_to(env, approval.remind_at + timedelta(minutes=1))
+    await sleep_until(env, approval.remind_at + timedelta(minutes=1))
     code = await code_for(shop, "agent-dee", "approval_reminder")
     reminded = await case_state(client, handle.id)
     assert reminded.approval is not None and "agent-dee" in reminded.approval.eligible_approvers
 
-    await advance_to(env, ends + timedelta(minutes=1))
+    await sleep_until(env, ends + timedelta(minutes=1))
     with pytest.raises(DecisionRefused) as refused:
         await decide(
             client, handle.id, Decision(approver_id="agent-dee", decision=DecisionKind.APPROVE)
@@ -340,7 +333,7 @@ async def test_a_delegate_whose_delegation_ended_after_the_reminder_is_refused(
     assert ignored.detail["reason"] == "agent-dee has role 'agent', which may not approve"
     state = await case_state(client, handle.id)
     assert state.approval is not None and state.approval.status is ApprovalStatus.PENDING
-    assert ledger(shop) == []
+    assert payments(shop) == []
 
 
 async def test_a_manager_deactivated_while_the_case_waits_is_refused(
@@ -366,7 +359,7 @@ async def test_a_manager_deactivated_while_the_case_waits_is_refused(
     assert ignored.detail["reason"] == "mgr-max is no longer active in the staff directory"
     state = await case_state(client, handle.id)
     assert state.approval is not None and state.approval.status is ApprovalStatus.PENDING
-    assert ledger(shop) == []
+    assert payments(shop) == []
 
 
 # ---- the command line acts as a configured identity -------------------------------------------

@@ -18,38 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.orders import LocalOrderSystem
 from activities.staff import hash_token
+from infra.codec import new_key
 from infra.db import Case, OutboxEmail, Staff
 from settings import Settings
 from starter import case_state, start_refund
+from tests.cli_helpers import cli
 from tests.conftest import Cases, Shop
 from workflows.models import CaseStatus, RefundRequest
-
-
-async def cli(
-    *args: str,
-    env: WorkflowEnvironment | None = None,
-    settings: Settings,
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    variables = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")},
-        "DATABASE_URL": settings.database_url,
-        "TASK_QUEUE": settings.task_queue,
-        "TEMPORAL_ADDRESS": (
-            env.client.service_client.config.target_host if env else "127.0.0.1:1"
-        ),
-        # Who the command acts as: the tests' own credentials file, never a developer's.
-        "CASEWORK_CREDENTIALS": "/nonexistent/casework-credentials.json",
-        **(extra_env or {}),
-    }
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "starter", *args],
-        env=variables,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def test_bad_amount_is_refused_with_the_field_named(settings: Settings) -> None:
@@ -138,6 +113,38 @@ async def test_refund_approved_from_the_command_line(
     await handle.result()
     status = await cli("status", case_id, env=env, settings=settings)
     assert f"{case_id}  refund  completed" in status.stdout
+
+
+# ---- payload encryption: the CLI reads cases with the keys of the processes ----------------
+
+
+async def test_status_reads_an_encrypted_case_and_refuses_without_its_key(
+    env: WorkflowEnvironment, client: Client, cases: Cases, settings: Settings, tmp_path: Path
+) -> None:
+    handle = await cases.refund(
+        RefundRequest(
+            request_id=uuid.uuid4().hex[:10], order_id="ORD-1002", customer_id="C-100",
+            amount=Decimal("20.00"), reason="late", requested_by="agent-amy",
+        )
+    )  # fmt: skip
+    await handle.result()
+
+    status = await cli("status", handle.id, env=env, settings=settings)
+    no_key = await cli(
+        "status", handle.id, env=env, settings=settings,
+        extra_env={"CODEC_KEYS": "", "VAR_DIR": str(tmp_path)},
+    )  # fmt: skip
+    other_key = await cli(
+        "status", handle.id, env=env, settings=settings,
+        extra_env={"CODEC_KEYS": f"other:{new_key()}", "VAR_DIR": str(tmp_path)},
+    )  # fmt: skip
+
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == f"{handle.id}  refund  completed"
+    assert no_key.returncode == 3
+    assert no_key.stderr.startswith("error: no payload encryption key: set CODEC_KEYS")
+    assert other_key.returncode == 3
+    assert "encrypted under key 'test-1', which this process does not hold" in other_key.stderr
 
 
 # ---- exit codes: the same answers as the HTTP API ------------------------------------------

@@ -17,8 +17,9 @@ from temporalio.client import Client
 
 from activities.cases import CaseActivities
 from infra.db import AuditRecord, OutboxEmail
+from tests.case_helpers import outbox
 from tests.conftest import Cases, Shop
-from tests.test_refund import outbox, refund
+from tests.refund_helpers import refund
 from workflows.models import (
     AuditEntry,
     CaseOpening,

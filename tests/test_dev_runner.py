@@ -7,14 +7,17 @@ import os
 import re
 import signal
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from tests.devstack import DevStack, alive, port_open
+from tests.metrics_helpers import scrape, scraped_until
 
 
 @pytest.fixture
@@ -68,6 +71,17 @@ async def test_make_run_on_other_ports_serves_everything_there(stack: DevStack) 
         await asyncio.sleep(0.2)
     assert status.splitlines()[0] == "refund-port-1  refund  completed"
 
+    # The banner names both metrics endpoints; the worker's counted the case.
+    worker_metrics = f"http://127.0.0.1:{stack.env['WORKER_METRICS_PORT']}/metrics"
+    assert worker_metrics in banner and f"{stack.api}/metrics" in banner
+    worker = await scraped_until(
+        worker_metrics,
+        lambda s: s.value("casework_cases_closed", procedure="refund", outcome="completed") == 1,
+    )
+    assert worker.value("casework_cases_opened", procedure="refund") == 1
+    api = await scrape(f"{stack.api}/metrics")
+    assert api.value("casework_api_requests", route="/readyz", status="200") == 1
+
 
 async def test_the_cli_names_the_address_it_tried(stack: DevStack) -> None:
     result = await asyncio.to_thread(stack.run, "python -m starter status refund-x")
@@ -106,3 +120,58 @@ async def test_a_port_held_by_another_program_is_refused_naming_it(stack: DevSta
         f"port {stack.temporal_port} (DEV_SERVER_PORT) is already in use by another program"
         in stack.output()
     )
+
+
+async def test_a_taken_worker_metrics_port_is_refused_naming_it(stack: DevStack) -> None:
+    port = int(stack.env["WORKER_METRICS_PORT"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        process = stack.launch()
+        status = await asyncio.to_thread(process.wait, 60)
+    assert status != 0
+    assert f"port {port} (WORKER_METRICS_PORT) is already in use by another program" in (
+        stack.output()
+    )
+
+
+async def test_make_run_encrypts_with_a_key_of_its_own_and_gives_the_web_ui_its_codec(
+    stack: DevStack,
+) -> None:
+    await asyncio.to_thread(stack.start)
+    banner = stack.output()
+    key_file = stack.var_dir / "codec-keys.json"
+    endpoint = f"http://127.0.0.1:{stack.api_port}/codec"
+
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # created on the first run
+    assert f"Codec endpoint   {endpoint}" in banner
+    assert f"Payload keys     {key_file}" in banner
+    async with httpx.AsyncClient() as http:
+        ui_settings = (await http.get(f"http://127.0.0.1:{stack.ui_port}/api/v1/settings")).json()
+        preflight = await http.options(
+            f"{endpoint}/decode",
+            headers={
+                "Origin": f"http://127.0.0.1:{stack.ui_port}",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-namespace",
+            },
+        )
+    assert ui_settings["Codec"]["Endpoint"] == endpoint
+    assert preflight.status_code == 200
+
+    # A case started from the second terminal is stored encrypted under the file's key; the
+    # CLI, reading the same file, still shows it.
+    started = await asyncio.to_thread(
+        stack.run,
+        "python -m starter refund --order ORD-1002 --customer C-100 --amount 20.00 "
+        "--reason 'late, call 512 555 0100' --requested-by agent-amy --request-id codec-1",
+    )
+    assert started.returncode == 0, started.stderr
+    plain = await Client.connect(f"127.0.0.1:{stack.temporal_port}")
+    history = await plain.get_workflow_handle("refund-codec-1").fetch_history()
+    [payload] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    assert payload.metadata["encryption-key-id"] == b"dev-1"
+    assert b"555 0100" not in b"".join(e.SerializeToString() for e in history.events)
+    status = await asyncio.to_thread(stack.run, "python -m starter status refund-codec-1")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("refund-codec-1  refund  ")

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
-from starlette.types import ASGIApp
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 import starter.api.app
@@ -25,29 +19,8 @@ from infra.db import LedgerEntry
 from settings import Settings, get_settings
 from starter.api import create_app, create_production_app
 from tests.conftest import Shop
+from tests.http_helpers import serve, terminate_if_running
 from worker import build_worker
-
-
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on a free local port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # surfaces why it could not start
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def eventually(
@@ -160,14 +133,3 @@ async def test_production_app_connects_to_temporal_when_it_starts(
         get_settings.cache_clear()
     assert ready.json() == {"status": "ok", "checks": {"temporal": "ok", "database": "ok"}}
     assert page.status_code == 200
-
-
-async def terminate_if_running(client: Client, case_id: str) -> None:
-    """A case must not outlive its test (see ``tests.conftest.Cases``)."""
-    try:
-        handle = client.get_workflow_handle(case_id)
-        if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
-            await handle.terminate(reason="test finished")
-    except RPCError as err:
-        if err.status is not RPCStatusCode.NOT_FOUND:  # never started, or closed meanwhile
-            raise

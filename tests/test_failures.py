@@ -34,16 +34,14 @@ from activities.payments import LocalPaymentGateway, PaymentGateway, PaymentUnav
 from infra.db import AuditRecord, Case, LedgerEntry, OutboxEmail
 from settings import Settings
 from starter import DATA_CONVERTER, start_refund, start_return
+from tests.activity_helpers import open_case, refund_opening
 from tests.conftest import Cases, Shop
 from tests.failing_workflows import PaysWithTwoAttempts, ReadsAMissingFact
-from tests.test_activities import open_case
-from tests.test_returns import delivered_order, return_of
+from tests.return_helpers import delivered_order, return_of
 from worker import WORKFLOWS
 from workflows.models import (
     AuditEntry,
-    CaseOpening,
     CaseStatus,
-    CaseType,
     Escalation,
     Notice,
     Outcome,
@@ -388,16 +386,7 @@ def escalation(case_id: str, seq: int, *, department: str | None) -> Escalation:
             "reason": "issue_refund failed: boom",
             "failed_step": "Paying",
         },
-        opening=CaseOpening(
-            case_id=case_id,
-            case_type=CaseType.REFUND,
-            order_id="ORD-1001",
-            customer_id="C-100",
-            amount=Decimal("120.00"),
-            requested_by="agent-amy",
-            request={},
-            opened_at=datetime.now(UTC),
-        ),
+        opening=refund_opening(case_id),
     )
 
 

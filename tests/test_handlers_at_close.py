@@ -16,7 +16,7 @@ import asyncio
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,9 +31,10 @@ from activities.carrier import LocalCarrier
 from activities.cases import CaseActivities
 from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway
-from infra.db import AuditRecord, OutboxEmail
+from infra.db import OutboxEmail
 from settings import Settings
 from starter import case_state, decide
+from tests.case_helpers import audit, until
 from tests.conftest import Cases, Shop
 from worker import build_worker
 from workflows.models import (
@@ -85,23 +86,6 @@ async def slow(env: WorkflowEnvironment, shop: Shop, settings: Settings) -> Asyn
         finally:
             activities.answer.set()
             await world.cases.close_all()
-
-
-async def until(probe: Callable[[], Any], what: str) -> Any:
-    for _ in range(200):
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
-def audit(shop: Shop, case_id: str) -> list[AuditRecord]:
-    with shop.db.transaction() as session:
-        query = select(AuditRecord).where(AuditRecord.case_id == case_id)
-        return list(session.scalars(query.order_by(AuditRecord.seq)))
 
 
 def decision_code(shop: Shop, staff_id: str) -> str | None:

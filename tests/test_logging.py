@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import structlog
 from temporalio.testing import WorkflowEnvironment
 
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EMAIL, OTHER_EMAIL = "ada.lovelace@example.com", "grace@example.org"
 PHONE, OTHER_PHONE = "+1 512 555 0100", "(512) 555-0200"
 IN_CLEAR = (EMAIL, OTHER_EMAIL, PHONE, OTHER_PHONE, "555 0100", "555-0200")
+BARE_PHONE, INTERNATIONAL_PHONE = "5125550199", "0044 20 7946 0958"
 
 
 def run_scenario(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,6 +66,16 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         (PHONE, "***00"),
         (f"call {OTHER_PHONE}", "call ***00"),
         ("+44 20 7946 0958", "***58"),
+        ("0044 20 7946 0958", "***58"),
+        ("5125550199", "***99"),
+        ("+1 512 555 0199", "***99"),
+        ("(512) 555-0199", "***99"),
+        ("512.555.0199", "***99"),
+        ("call 15125550199.", "call ***99."),
+        (
+            "[parameters: ('C-9', '5125550199', 'ORD-1004')]",
+            "[parameters: ('C-9', '***99', 'ORD-1004')]",
+        ),
     ],
 )
 def test_emails_and_phone_numbers_are_masked(text: str, masked: str) -> None:
@@ -77,6 +89,12 @@ def test_emails_and_phone_numbers_are_masked(text: str, masked: str) -> None:
         "refund-req-20261126 for ORD-1001",
         "refunded 1200.00 USD, reference RF-1A2B3C4D5E",
         "due 2026-11-27 23:00 UTC",
+        "ORD-1004 on 2026-11-27: 1500.00 refunded",
+        "RA-2026-000123 issued for return-evt-2",
+        "refund-req-2026112612 and refund-5125550199",
+        "unix time 1764140270, in ms 1764140270123",
+        "+1500.00 credited, balance 0012345.67",
+        "run 174e2687-6779-4cee-a2af-e9b8367029f0 at 2026-11-27T10:00:00+00:00",
     ],
 )
 def test_ids_amounts_and_instants_are_left_alone(text: str) -> None:
@@ -92,6 +110,21 @@ def test_no_customer_email_or_phone_is_written_in_clear(fmt: str) -> None:
     for event in ("customer_contacted", "nested_contact", "delivery failed", "smtp_refused"):
         assert event in written
     assert "a***@example.com" in written and "g***@example.org" in written
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_database_error_is_logged_without_the_contact_details_in_its_parameters(
+    fmt: str,
+) -> None:
+    written = run_scenario("db_error", fmt).stderr
+    for secret in (EMAIL, BARE_PHONE, INTERNATIONAL_PHONE, "555 0100"):
+        assert secret not in written
+    # Logged all the same: as a traceback, as a field and through the standard library,
+    # with its statement and the parameters that are not contact details.
+    for event in ("db_failed", "db_error", "statement failed"):
+        assert event in written
+    assert "INSERT INTO no_such_table" in written and "ORD-1004" in written
+    assert "a***@example.com" in written and "***99" in written and "***58" in written
 
 
 def test_json_lines_mask_contact_fields_whatever_their_value() -> None:
@@ -143,6 +176,32 @@ def _emit_pii(fmt: str) -> None:
         logging.getLogger("temporalio.activity").exception("Completing activity as failed")
 
 
+def _emit_database_error(fmt: str) -> None:
+    """A real database error whose parameters carry an email and phone numbers."""
+    configure_logging(fmt)
+    log = structlog.get_logger("casework.test")
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO no_such_table (order_id, email, phone, other_phone) "
+                    "VALUES (:order_id, :email, :phone, :other_phone)"
+                ),
+                {
+                    "order_id": "ORD-1004",
+                    "email": EMAIL,
+                    "phone": BARE_PHONE,
+                    "other_phone": INTERNATIONAL_PHONE,
+                },
+            )
+    except sa.exc.OperationalError as err:
+        log.exception("db_failed")
+        log.warning("db_error", error=err)
+        logging.getLogger("sqlalchemy.pool").error("statement failed: %s", err)
+    engine.dispose()
+
+
 async def _run_refund(workdir: Path) -> str:
     configure_logging("json")
     url = f"sqlite:///{workdir / 'cases.db'}"
@@ -191,6 +250,8 @@ if __name__ == "__main__":
     scenario, *rest = sys.argv[1:]
     if scenario == "pii":
         _emit_pii(rest[0])
+    elif scenario == "db_error":
+        _emit_database_error(rest[0])
     elif scenario == "refund":
         with tempfile.TemporaryDirectory() as tmp:
             print(asyncio.run(_run_refund(Path(tmp))))

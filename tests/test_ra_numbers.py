@@ -22,7 +22,7 @@ from activities.orders import LocalOrderSystem
 from activities.payments import LocalPaymentGateway
 from settings import Settings
 from tests.conftest import Cases, Shop
-from tests.test_returns import awaiting_return, delivered_order, ra_rows, return_of, start
+from tests.return_helpers import awaiting_return, delivered_order, ra_rows, return_of, start
 from worker import WORKFLOWS, build_activities, build_worker
 from workflows.models import CaseOpening, CaseType
 from workflows.return_models import RaIssue, RaIssued, RaStatus, ReturnItem

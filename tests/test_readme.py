@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from starter import DATA_CONVERTER, case_state
+from starter import case_state
 from tests.devstack import ROOT, DevStack
 from workflows.complaint_models import ComplaintState
 from workflows.models import CaseStatus, RefundMethod
@@ -158,7 +158,9 @@ def test_the_readme_has_a_walkthrough_to_run() -> None:
 
 
 async def test_every_readme_walkthrough_command_works_as_written(stack: DevStack) -> None:
-    client = await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=DATA_CONVERTER)
+    client = await Client.connect(
+        f"127.0.0.1:{stack.temporal_port}", data_converter=stack.data_converter()
+    )
     shell = Shell(stack.env)
     try:
         for block in readme_blocks():

@@ -2,78 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from infra.db import AuditRecord, LedgerEntry, OutboxEmail
+from infra.db import AuditRecord
 from starter import DecisionRefused, case_state, choose_store_credit, decide, start_refund
+from tests.case_helpers import eventually, outbox, wait_for_status
 from tests.conftest import Cases, Shop
+from tests.refund_helpers import ledger, refund
 from workflows.models import (
     ApprovalStatus,
-    CaseState,
     CaseStatus,
     Decision,
     DecisionKind,
     Outcome,
     RefundMethod,
-    RefundRequest,
     StoreCreditChoice,
 )
-
-T = TypeVar("T")
-
-
-def refund(amount: str, order_id: str = "ORD-1001", **overrides: str) -> RefundRequest:
-    fields = {
-        "request_id": f"req-{uuid.uuid4().hex[:10]}",
-        "order_id": order_id,
-        "customer_id": "C-100",
-        "amount": Decimal(amount),
-        "reason": "thawed on arrival",
-        "requested_by": "agent-amy",
-        **overrides,
-    }
-    return RefundRequest.model_validate(fields)
-
-
-async def wait_for_status(client: Client, case_id: str, status: CaseStatus) -> CaseState:
-    for _ in range(200):
-        state = await case_state(client, case_id)
-        if state.status is status:
-            return state
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{case_id} never reached {status}; last: {state.status}")
-
-
-async def eventually(probe: Callable[[], list[T]]) -> list[T]:
-    """The rows ``probe`` finds once the in-flight activity has written them."""
-    for _ in range(100):
-        if rows := probe():
-            return rows
-        await asyncio.sleep(0.05)
-    raise AssertionError("nothing appeared")
-
-
-def ledger(shop: Shop) -> list[LedgerEntry]:
-    with shop.db.transaction() as session:
-        return list(session.scalars(select(LedgerEntry)))
-
-
-def outbox(shop: Shop, template: str | None = None) -> list[OutboxEmail]:
-    with shop.db.transaction() as session:
-        query = select(OutboxEmail).order_by(OutboxEmail.id)
-        if template:
-            query = query.where(OutboxEmail.template == template)
-        return list(session.scalars(query))
 
 
 async def test_refund_of_exactly_500_needs_no_manager(

@@ -22,6 +22,7 @@ lower threshold, another approval clock) must be caught too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -33,10 +34,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from starter import case_state, decide
+from starter import DecisionRefused, case_state, decide
+from tests.approval_helpers import code_for
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf, opening_rules, rules_apart_from_defaults
-from tests.test_approval_gate import code_for
 from workflows.models import (
     CaseStatus,
     Decision,
@@ -114,6 +115,20 @@ async def signal_verified_by_code(
     return handle
 
 
+async def approved_by_link(client: Client, cases: Cases, shop: Shop) -> WorkflowHandle[Any, Any]:
+    """The email link's update: a wrong code is refused, then the approver's own applies."""
+    handle = await cases.refund(refund("750.00"))
+    await wait_for_approval(client, handle)
+    code = await code_for(shop, "mgr-mia")
+    for event_id, given in (("link-wrong", "AAAA-BBBB-CCCC"), ("link-right", code)):
+        decision = Decision(
+            approver_id="mgr-mia", decision=DecisionKind.APPROVE, event_id=event_id, code=given
+        )
+        with contextlib.suppress(DecisionRefused):
+            await decide(client, handle.id, decision, update="decide_with_code")
+    return handle
+
+
 async def under_threshold(client: Client, cases: Cases, shop: Shop) -> WorkflowHandle[Any, Any]:
     return await cases.refund(refund("120.00"))  # no manager: the shortest path
 
@@ -139,6 +154,7 @@ async def approved_over_a_lower_threshold(
 SCENARIOS: dict[str, tuple[Callable[[Client, Cases, Shop], Awaitable[Any]], CaseStatus]] = {
     "refund_approved_by_update": (approved_by_update, CaseStatus.COMPLETED),
     "refund_approved_by_signal_with_code": (signal_verified_by_code, CaseStatus.COMPLETED),
+    "refund_approved_by_link": (approved_by_link, CaseStatus.COMPLETED),
     "refund_store_credit_approved_by_signal": (store_credit_then_signal, CaseStatus.COMPLETED),
     "refund_expired": (expired, CaseStatus.EXPIRED),
     # Recorded on the lean-bookkeeping path (lines riding with effects, flushed before waits).

@@ -18,12 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from infra.db import Order, RefundReservation
 from starter import case_state, decide, report_inspection
+from tests.case_helpers import events, outbox, wait_for_status
 from tests.conftest import Cases, Shop
-from tests.test_refund import ledger, outbox, refund, wait_for_status
-from tests.test_returns import (
+from tests.refund_helpers import ledger, refund
+from tests.return_helpers import (
     awaiting_return,
     delivered_order,
-    events,
     inspection,
     ra_rows,
     received,

@@ -11,10 +11,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
 from starter import case_exists, case_state
+from tests.case_helpers import wait_for_status
+from tests.cli_helpers import cli
 from tests.conftest import Cases, Shop
-from tests.test_cli import cli
-from tests.test_refund import ledger, wait_for_status
-from tests.test_returns import delivered_order
+from tests.refund_helpers import ledger
+from tests.return_helpers import delivered_order
 from workflows.models import CaseStatus
 from workflows.return_models import ReturnState
 

@@ -19,10 +19,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from starter import decide, receive_package, report_inspection
+from tests.case_helpers import wait_for_status
 from tests.conftest import Cases, Shop
 from tests.recorded_histories import ROOT, Shelf, opening_rules, rules_apart_from_defaults
-from tests.test_refund import wait_for_status
-from tests.test_returns import EVERYTHING, awaiting_return, delivered_order, return_of, start
+from tests.return_helpers import EVERYTHING, awaiting_return, delivered_order, return_of, start
 from workflows.models import CaseStatus, Decision, DecisionKind
 from workflows.return_models import InspectionResult, PackageReceived
 from workflows.returns import ReturnWorkflow

@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 from temporalio import workflow
 
+from workflows import metrics
 from workflows.sla import SlaClocks
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ApproverLookup,
         CaseRules,
         CaseStatus,
+        CaseType,
         Decision,
         DecisionCheck,
         DecisionKind,
@@ -57,6 +59,11 @@ class GatedCase(Protocol):
 
     @property
     def rules(self) -> CaseRules: ...
+
+    @property
+    def case_type(self) -> CaseType:
+        """The procedure, for the gate's metrics."""
+        ...
 
     @property
     def sla(self) -> SlaClocks:
@@ -249,6 +256,10 @@ class ApprovalGate:
             await case.record("approval_expired", approval=self.state)
             return self.state
 
+        decided_at = self.state.decided_at or workflow.now()
+        metrics.decision_taken(
+            case.case_type.value, self.state.status.value, decided_at - requested_at
+        )
         await case.record(
             f"approval_{self.state.status}",
             actor=self.state.decided_by or "unknown",

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
     ApplicationError,
 )
 
+from workflows import metrics
 from workflows.approval import VERIFIED_DECISIONS, ApprovalGate
 from workflows.faults import describe_fault, ends_the_case
 from workflows.journal import CaseJournal
@@ -145,13 +146,24 @@ class CaseWorkflow(CaseJournal):
     @workflow.update(name="decide")
     async def decide(self, decision: Decision) -> ApprovalState:
         """A manager approves or rejects; the answer is the approval as it now stands."""
+        return await self._decide(decision, by_code=False)
+
+    @workflow.update(name="decide_with_code")
+    async def decide_with_code(self, decision: Decision) -> ApprovalState:
+        """The same decision sent from the approval email's link: the page that sends it
+        authenticates nobody, so the approver's decision code is its proof, checked and spent
+        as a signal's is. A handler of its own, so that a worker that does not know it refuses
+        the update instead of deciding without the code."""
+        return await self._decide(decision, by_code=True)
+
+    async def _decide(self, decision: Decision, *, by_code: bool) -> ApprovalState:
         if self.gate.is_repeat(decision):
             assert self.gate.state is not None
             return self.gate.state
         refusal = None
-        if workflow.patched(VERIFIED_DECISIONS):
+        if by_code or workflow.patched(VERIFIED_DECISIONS):
             # The validator judged the snapshot; the directory as of now has the last word.
-            refusal = await self.gate.confirm(decision, by_signal=False)
+            refusal = await self.gate.confirm(decision, by_signal=by_code)
         if not self.gate.is_repeat(decision):  # else the same decision applied meanwhile
             # Another decision (or the expiry) may have landed while the directory was asked.
             refusal = refusal or self.gate.refusal(decision)
@@ -169,6 +181,16 @@ class CaseWorkflow(CaseJournal):
         refusal = self.gate.refusal(decision)
         if refusal:
             raise ApplicationError(refusal.message, type=refusal.kind, non_retryable=True)
+
+    @decide_with_code.validator
+    def _validate_decide_with_code(self, decision: Decision) -> None:
+        if not decision.code:
+            raise ApplicationError(
+                "a decision from a link needs the approver's decision code",
+                type="NotAuthorized",
+                non_retryable=True,
+            )
+        self._validate_decide(decision)
 
     @workflow.signal(name="decision")
     async def decision_signal(self, payload: dict[str, Any]) -> None:
@@ -224,6 +246,7 @@ class CaseWorkflow(CaseJournal):
         """Record the case and the rules in force now; they hold for its whole life."""
         lean = self.lean  # decided here, before the case's first command
         self._main = asyncio.current_task()
+        metrics.case_opened(self.case_type.value)
         opening = CaseOpening(
             case_id=self.case_id,
             case_type=self.case_type,
@@ -297,6 +320,7 @@ class CaseWorkflow(CaseJournal):
         self._outcome = outcome or Outcome(status=status, reason=reason)
         # Let any in-flight signal or update handler finish before the case closes.
         await self.wait_condition(workflow.all_handlers_finished)
+        metrics.case_closed(self.case_type.value, self._outcome.status.value)
         return self._outcome
 
     async def exception_granted(
@@ -351,4 +375,5 @@ class CaseWorkflow(CaseJournal):
             raise
         self._outcome = Outcome(status=CaseStatus.NEEDS_ATTENTION, reason=reason)
         await self.wait_condition(workflow.all_handlers_finished)
+        metrics.case_closed(self.case_type.value, CaseStatus.NEEDS_ATTENTION.value)
         return self._outcome

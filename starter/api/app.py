@@ -23,7 +23,18 @@ from infra.logs import configure_logging
 from registry import EVENTS, PROCEDURES, Event
 from settings import Settings, get_settings
 from starter import connect
-from starter.api import approvals, cases, errors, health, staff, starts
+from starter.api import (
+    approvals,
+    cases,
+    codec,
+    decision_links,
+    errors,
+    health,
+    metrics,
+    staff,
+    starts,
+    work,
+)
 from starter.api.auth import Services
 from starter.api.bodies import JSON_TYPES, BodyLimits
 from starter.api.request_log import RequestLog
@@ -63,6 +74,11 @@ def create_app(
     starts.add_start_routes(app)
     for module in (health, staff, starts, cases, approvals):
         app.include_router(module.router)
+    # The approval email's Approve / Reject links; their tokens are kept out of access logs.
+    app.include_router(decision_links.router)
+    decision_links.mask_access_log()
+    app.include_router(codec.router)  # the Temporal Web UI's codec endpoint (CORS below)
+    app.include_router(work.router)  # My work and the case page
     app.mount("/static", StaticFiles(directory=approvals.STATIC_DIR), name="static")
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
@@ -79,6 +95,11 @@ def create_app(
     errors.install(app)
     app.add_middleware(BodyLimits)
     app.add_middleware(RequestLog)
+    app.add_middleware(codec.CodecCors, settings=settings)
+    # Request metrics (GET /metrics): outermost, so that every final status is counted.
+    app.state.metrics = metrics.ApiMetrics()
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:
         # Start bodies are read by hand (to hash them and to keep Decimals exact), so their

@@ -111,4 +111,4 @@ async def approvals_page() -> FileResponse:
 
 @router.get("/", include_in_schema=False)
 async def root() -> RedirectResponse:
-    return RedirectResponse("/approvals")
+    return RedirectResponse("/work")

@@ -11,6 +11,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from starter.api.decision_links import mask_path
 from starter.api.errors import error_response, temporal_connect_failure
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,7 @@ class RequestLog:
                 log.info(
                     "http_request",
                     method=scope["method"],
-                    path=scope["path"],
+                    path=mask_path(scope["path"]),  # a decision link's token is a credential
                     status=status,
                     staff=scope.get("state", {}).get("staff_id"),
                     ms=round((time.perf_counter() - started) * 1000, 1),
