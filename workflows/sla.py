@@ -164,7 +164,7 @@ class SlaClocks:
             return
         if not met and running.clock.is_service_level and running.mark.breached_at is None:
             await self._breach(running)
-        self._finish(running)
+        self._finish(running, met=met)
         if running.busy:  # an email it is sending completes first
             await workflow.wait_condition(lambda: not running.busy)
 
@@ -182,10 +182,15 @@ class SlaClocks:
     def stop_all_now(self) -> None:
         """The case stops on a fault: its clocks stop with its last line."""
         for running in list(self._running):
-            self._finish(running)
+            self._finish(running, met=False)
 
-    def _finish(self, running: RunningClock) -> None:
-        running.mark = running.mark.model_copy(update={"stopped_at": workflow.now()})
+    def _finish(self, running: RunningClock, *, met: bool) -> None:
+        mark, now = running.mark, workflow.now()
+        if met and mark.breached_at is None:
+            # Met by a procedure acting at the deadline itself (the follow-up sent as its
+            # 24 hours end): it stops at its due instant, the timer's latency is no lateness.
+            now = min(now, mark.due_at)
+        running.mark = mark.model_copy(update={"stopped_at": now})
         self._running.remove(running)
         self._note(running.mark)
 
