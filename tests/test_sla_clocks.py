@@ -50,8 +50,9 @@ from tests.rush_helpers import rush, stocked_order
 from tests.rush_helpers import status_of as rush_status
 from tests.sla_helpers import clock_row, clock_rows, wait_for_status
 from worker import build_worker
+from workflows.metrics import SLA_BREACHES as BREACHES
+from workflows.metrics import SLA_WARNINGS as WARNINGS
 from workflows.models import CaseRules, CaseStatus, Decision, DecisionKind, RefundRequest
-from workflows.sla import BREACHES, WARNINGS
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 

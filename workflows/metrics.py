@@ -18,6 +18,8 @@ from temporalio import workflow
 CASES_OPENED = "casework_cases_opened"
 CASES_CLOSED = "casework_cases_closed"
 DECISION_SECONDS = "casework_approval_decision_seconds"
+SLA_WARNINGS = "casework_sla_warnings"
+SLA_BREACHES = "casework_sla_breaches"
 
 # A manager's decision takes minutes to days (business hours: reminders at 4, escalation at 8,
 # expiry after 3 business days), so its buckets are in those units, in seconds.
@@ -62,3 +64,19 @@ def decision_taken(procedure: str, decision: str, waited: timedelta) -> None:
         "s",
     )
     seconds.record(max(waited.total_seconds(), 0.0), {"procedure": procedure, "decision": decision})
+
+
+def sla_warned(procedure: str, clock: str) -> None:
+    """An SLA clock reached 75% of its business-time budget (workflows/sla.py)."""
+    warned = workflow.metric_meter().create_counter(
+        SLA_WARNINGS, "SLA clocks that reached 75% of their business-time budget"
+    )
+    warned.add(1, {"procedure": procedure, "clock": clock})
+
+
+def sla_breached(procedure: str, clock: str) -> None:
+    """An SLA clock passed its due instant unmet (workflows/sla.py)."""
+    breached = workflow.metric_meter().create_counter(
+        SLA_BREACHES, "SLA clocks that passed their due instant unmet"
+    )
+    breached.add(1, {"procedure": procedure, "clock": clock})

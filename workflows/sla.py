@@ -22,6 +22,8 @@ from typing import Protocol
 
 from temporalio import workflow
 
+from workflows import metrics
+
 with workflow.unsafe.imports_passed_through():
     from workflows.calendar import BusinessCalendar
     from workflows.models import CaseStatus, Recipient
@@ -29,9 +31,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Cases opened from this change on run their waits under SLA clocks.
 SLA_CLOCKS = "sla-clocks"
-
-WARNINGS = "casework_sla_warnings"
-BREACHES = "casework_sla_breaches"
 
 
 class ClockedCase(Protocol):
@@ -243,19 +242,14 @@ class SlaClocks:
             },
             copy_cs_manager=False,
         )
-        self._count(WARNINGS, mark, "SLA clocks that reached 75% of their business-time budget")
+        metrics.sla_warned(mark.procedure, mark.clock.value)
 
     async def _breach(self, running: RunningClock) -> None:
         mark = running.mark
         running.mark = mark.model_copy(update={"breached_at": mark.due_at})
         self._note(running.mark)
         await self._case.record("sla_breached", detail=_detail(mark))
-        self._count(BREACHES, mark, "SLA clocks that reached their due instant")
-
-    def _count(self, name: str, mark: ClockMark, description: str) -> None:
-        # The SDK's meter counts nothing while a history replays.
-        counter = workflow.metric_meter().create_counter(name, description)
-        counter.add(1, {"procedure": mark.procedure, "clock": mark.clock.value})
+        metrics.sla_breached(mark.procedure, mark.clock.value)
 
     # ---- marks riding with the audit trail ------------------------------------------------
 

@@ -384,8 +384,18 @@ def _acting_for(session: Session, staff_id: str, now: datetime) -> list[str]:
     return sorted(set(rows))
 
 
+# A customer's deadline lapses; the company's service levels fall due (docs/sla-clocks.md).
+_LAPSES = {
+    "ra_expiry": "RA expires",
+    "rush_fee_acceptance": "quote expires",
+    "order_change_quote": "quote expires",
+    "cancellation_return_offer": "return offer expires",
+    "satisfaction_wait": "customer's answer expected",
+}
+
+
 def clock_name(name: str) -> str:
-    return f"{name.replace('_', ' ')} due"
+    return _LAPSES.get(name) or f"{name.replace('_', ' ')} due"
 
 
 def _first_clock(
