@@ -100,6 +100,13 @@ SCENARIOS: dict[str, tuple[Scenario, CaseStatus]] = {
         CaseStatus.CLOSED_NO_RESPONSE,
     ),
     "complaint_no_response": (no_response, CaseStatus.CLOSED_NO_RESPONSE),
+    # Recorded with SLA clocks (docs/sla-clocks.md): the follow-up promise, the callback and
+    # the customer's answer (twice, after a supervisor); a settlement's approval clocks.
+    "complaint_sla_clocks_medical_out_of_hours": (medical_out_of_hours, CaseStatus.CLOSED),
+    "complaint_sla_clocks_settlement_over_1000_approved": (
+        settlement_over_1000_approved,
+        CaseStatus.CLOSED_NO_RESPONSE,
+    ),
 }
 
 
