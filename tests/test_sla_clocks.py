@@ -46,6 +46,8 @@ from tests.case_helpers import (
 )
 from tests.complaint_helpers import complaint, status_of
 from tests.conftest import BIN, Cases, Shop
+from tests.freight_claim_helpers import claim, shipped_order
+from tests.freight_claim_helpers import status_of as claim_status
 from tests.rush_helpers import rush, stocked_order
 from tests.rush_helpers import status_of as rush_status
 from tests.sla_helpers import clock_row, clock_rows, wait_for_status
@@ -297,6 +299,38 @@ async def test_an_unanswered_dispute_email_breaches_at_two_business_hours_while_
     await handle.result()
     row = clock_row(shop, handle.id, "email_response")
     assert row.stopped_at is not None and row.breached_at == row.due_at
+
+
+@BOTH
+async def test_each_round_the_carrier_must_be_chased_is_a_breach_of_its_follow_up_clock(
+    env: WorkflowEnvironment, client: Client, cases: Cases, shop: Shop
+) -> None:
+    handle = await cases.start(start_case, claim(shipped_order(shop), "150.00"))
+    await claim_status(client, handle.id, CaseStatus.AWAITING_CARRIER)
+    [first] = await eventually(lambda: clock_rows(shop, handle.id))
+    assert (first.clock, first.procedure, first.owner) == (
+        "carrier_follow_up",
+        "freight_claim",
+        "agent-amy",
+    )
+    assert first.due_at - first.started_at == timedelta(days=7)
+
+    # A week without an answer: chased, and the next round starts.
+    await sleep_until(env, first.due_at + timedelta(minutes=1))
+    rounds = await eventually(
+        lambda: [r for r in clock_rows(shop, handle.id) if r.key.endswith("/2")]
+    )
+    first = clock_row(shop, handle.id, "carrier_follow_up", run=1)
+    assert first.breached_at == first.due_at and first.warned_at == first.warn_at
+    assert rounds[0].stopped_at is None
+
+    # The carrier settles within the second week: that round is met.
+    payload = {"event_id": "cs-1", "settled_amount": "150.00", "reported_by": "backend"}
+    await handle.signal("carrier_settled", payload)
+    await handle.result()
+    second = clock_row(shop, handle.id, "carrier_follow_up", run=2)
+    assert second.stopped_at is not None and second.stopped_at < second.due_at
+    assert second.breached_at is None
 
 
 @BOTH
