@@ -454,7 +454,7 @@ async def test_a_refused_decision_shows_the_servers_reason(
 ) -> None:
     case_id = await refund_waiting(cases, shop, "750.00")
     page = await open_page(browser, site, PHONE)
-    # sup-sam (limit 1000.00) follows an approval email's link to the old approvals page...
+    # sup-sam (limit 1000.00) follows a link to the case kept from the old approvals page...
     await sign_in(page, shop.tokens["sup-sam"], f"/approvals#case/{case_id}")
     await expect(page).to_have_url(f"{site}/work#case/{case_id}")
     await expect(page.locator("#detail-title")).to_contain_text(case_id)

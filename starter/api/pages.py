@@ -32,7 +32,6 @@ async def root() -> RedirectResponse:
 
 @router.get("/approvals", include_in_schema=False)
 async def approvals_page() -> RedirectResponse:
-    """The approvals page was folded into My work; its bookmarks and the links already sent
-    in emails lead there. The browser keeps the fragment, and My work reads the
-    ``#case/<id>`` form those links use."""
+    """The approvals page was folded into My work; its bookmarks and links lead there. The
+    browser keeps the fragment, and My work reads the ``#case/<id>`` form they use."""
     return RedirectResponse("/work", status_code=301)
