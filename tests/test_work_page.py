@@ -54,6 +54,7 @@ CHROMIUM_ARGS = [
 PHONE = ViewportSize(width=390, height=844)
 WIDE = ViewportSize(width=1440, height=900)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "my-work"
+ON_BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -449,6 +450,7 @@ async def test_a_manager_approves_one_case_and_rejects_another_with_a_note(
     await page.context.close()
 
 
+@ON_BOTH_DATABASES
 async def test_a_refused_decision_shows_the_servers_reason(
     browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
 ) -> None:
@@ -473,6 +475,7 @@ async def test_a_refused_decision_shows_the_servers_reason(
     await page.context.close()
 
 
+@ON_BOTH_DATABASES
 async def test_a_decision_taken_elsewhere_leaves_the_list_and_the_case_shown(
     browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
 ) -> None:

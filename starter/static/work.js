@@ -352,7 +352,8 @@ async function loadTimeline(caseId) {
     if (state.current === caseId) list.replaceChildren(line(err.message));
     return;
   }
-  if (state.current === caseId) list.replaceChildren(...timelineItems(found.timeline, state.timezone));
+  if (state.current !== caseId) return; // another case was chosen meanwhile
+  list.replaceChildren(...timelineItems(found.timeline, state.timezone));
 }
 
 function errorLine(text) {
