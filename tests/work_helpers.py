@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.types import ASGIApp
 
 from activities.staff import StaffDirectory
-from infra.db import Approval, Case, Order, ReturnAuthorization
+from infra.db import Approval, Case, Order, ReturnAuthorization, Staff
 from starter import start_case, start_return
 from tests.complaint_helpers import complaint
 from tests.conftest import Cases, Shop
@@ -122,6 +122,14 @@ def delegate(shop: Shop, staff_id: str, delegate_id: str) -> None:
     StaffDirectory(shop.db).delegate(
         staff_id, delegate_id, now - timedelta(days=1), now + timedelta(days=30)
     )
+
+
+def set_approval_limit(shop: Shop, staff_id: str, limit: str) -> None:
+    """The directory changes ``staff_id``'s approval limit (as an administrator would)."""
+    with shop.db.transaction() as session:
+        member = session.get(Staff, staff_id)
+        assert member is not None
+        member.approval_limit = Decimal(limit)
 
 
 @asynccontextmanager
