@@ -10,12 +10,10 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -25,8 +23,10 @@ from settings import Settings
 from starter import case_state, decide
 from starter.api import create_app
 from starter.api.pages import PAGE_HEADERS
+from tests.browser_helpers import PHONE, WIDE, chromium, open_page, screenshot, serious_violations
 from tests.complaint_helpers import state_when
 from tests.conftest import Cases, Shop
+from tests.http_helpers import serve
 from tests.rush_helpers import rush_state
 from tests.work_helpers import (
     add_staff,
@@ -36,33 +36,18 @@ from tests.work_helpers import (
     refund_waiting,
     return_waiting,
     rush_waiting_for_customer,
-    serve,
     set_approval_limit,
 )
 from workflows.models import ApprovalStatus, CaseStatus, Decision, DecisionKind
 from workflows.return_models import ReturnState
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PHONE = ViewportSize(width=390, height=844)
-WIDE = ViewportSize(width=1440, height=900)
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "my-work"
 ON_BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -71,13 +56,6 @@ async def site(
 ) -> AsyncIterator[str]:
     async with serve(create_app(client, database_url=database_url, settings=settings)) as url:
         yield url
-
-
-async def open_page(browser: Browser, site: str, viewport: ViewportSize) -> Page:
-    context = await browser.new_context(viewport=viewport, base_url=site)
-    page = await context.new_page()
-    page.set_default_timeout(10_000)
-    return page
 
 
 async def sign_in(page: Page, token: str, path: str = "/work") -> None:
@@ -90,19 +68,12 @@ def listed(page: Page, case_id: str) -> Locator:
     return page.locator("#items .item").filter(has_text=case_id)
 
 
-async def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+async def keep(page: Page, name: str) -> None:
+    await screenshot(page, "my-work", name)
 
 
 async def no_serious_violations(page: Page) -> None:
-    results = await Axe().run(page)
-    serious = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], serious
+    assert await serious_violations(page) == []
 
 
 async def in_viewport(page: Page, selector: str) -> None:
@@ -140,7 +111,7 @@ async def test_a_manager_approves_from_the_list_with_the_keyboard(
     await expect(page.locator("#detail-clock")).to_have_text(
         re.compile(r"escalates in \d+ business \w+ \(.* E[SD]T\)")
     )
-    await screenshot(page, "work-manager-1440")
+    await keep(page, "work-manager-1440")
     await no_serious_violations(page)
 
     await page.keyboard.press("a")  # approve the case shown
@@ -171,7 +142,7 @@ async def test_on_a_phone_the_approve_button_is_in_view_without_scrolling(
     page = await open_page(browser, site, PHONE)
     await sign_in(page, shop.tokens["mgr-mia"])
     await expect(page.locator("#items .item")).to_have_count(1)
-    await screenshot(page, "work-list-390")
+    await keep(page, "work-list-390")
     await no_serious_violations(page)
     await page.locator("#items .item .open").first.click()
     await expect(page.locator("#detail-summary")).to_have_text("$750.00 · Ada Lovelace (C-100)")
@@ -180,7 +151,7 @@ async def test_on_a_phone_the_approve_button_is_in_view_without_scrolling(
     await in_viewport(page, "form.decide button.approve")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]
-    await screenshot(page, "work-manager-390")
+    await keep(page, "work-manager-390")
     await no_serious_violations(page)
     await approve.click()
     await expect(page.locator("#notice")).to_have_text(f"Approved {case_id} ($750.00).")
@@ -218,7 +189,7 @@ async def test_the_warehouse_records_a_receipt_through_the_generated_form(
     await expect(form.get_by_label("Ra Number (required)")).to_have_attribute(
         "aria-invalid", "true"
     )
-    await screenshot(page, "work-warehouse-390-invalid")
+    await keep(page, "work-warehouse-390-invalid")
     await no_serious_violations(page)
 
     await form.get_by_label("Ra Number (required)").fill(ra)
@@ -274,7 +245,7 @@ async def test_the_case_page_shows_the_timeline_and_who_decided_read_only(
         )
         link = await page.locator("#temporal-link").get_attribute("href")
         assert link is not None and link.endswith(f"/workflows/{case_id}")
-        await screenshot(page, f"case-{name}")
+        await keep(page, f"case-{name}")
         await no_serious_violations(page)
         await page.context.close()
 
@@ -320,7 +291,7 @@ async def test_qa_sends_its_findings_and_an_agent_relays_the_customers_answer(
     accept = page.locator('form[data-event="fee_accepted"]')
     await expect(accept.get_by_label("On Behalf Of")).to_have_value("C-100")
     await expect(page.locator('form[data-event="fee_declined"]')).to_be_visible()
-    await screenshot(page, "work-agent-1440")
+    await keep(page, "work-agent-1440")
     await no_serious_violations(page)
     await accept.get_by_role("button", name="Send: fee accepted").click()
     await expect(page.locator("#notice")).to_have_text(f"Fee accepted recorded on {rush_id}.")
@@ -366,7 +337,7 @@ async def test_a_manager_names_who_stands_in_and_ends_it_from_the_page(
     await expect(page.locator("#delegations")).to_contain_text("sup-sam stands in for you")
     await expect(page.locator("#delegations")).to_contain_text("(now)")
     await no_serious_violations(page)
-    await screenshot(page, "work-delegation-390")
+    await keep(page, "work-delegation-390")
 
     await page.get_by_label("Staff id of the person standing in").fill("nobody")
     await page.get_by_role("button", name="Name the delegate").click()
