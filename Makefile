@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# The approvals page is specified in the system's Chromium (Playwright cannot download one).
+# The staff pages are specified in the system's Chromium (Playwright cannot download one).
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint typecheck pytest bench worker clean lock

@@ -7,6 +7,8 @@ each one's own decision code.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -35,8 +37,9 @@ class NoticeActivities:
     @activity.defn(name="send_notice")
     def send_notice(self, notice: Notice) -> None:
         """Render the email and queue it with its audit line, in one transaction."""
+        case_id = notice.entry.case_id
         with self.db.read() as session:
-            case = session.get(Case, notice.entry.case_id)
+            case = session.get(Case, case_id)
             customer_id = case.customer_id if case else None
             order_id = case.order_id if case else None
         # Looked up outside the write transaction: the order system may be this database.
@@ -50,6 +53,8 @@ class NoticeActivities:
             "customer_name": customer.name if customer else "Customer",
             "extension": self._department(notice).extension if notice.department else "",
             "return_address": self.settings.return_address,
+            # Where staff open the case to act on it (an approval email's way to decide).
+            "my_work_url": f"{self.settings.public_url}/work#{quote(case_id, safe='')}",
             **notice.context,
         }
         if self._carries_codes(notice) and self._send_with_codes(notice, context):

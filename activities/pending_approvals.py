@@ -1,7 +1,7 @@
 """Approvals waiting for a decision, as gauges on the worker's metrics endpoint.
 
 How many approval requests are pending per procedure, and how long the oldest has waited,
-are read from the ``approvals`` table (what the approvals page lists) and set on the worker's
+are read from the ``approvals`` table (what approvers' My work lists) and set on the worker's
 meter every APPROVALS_GAUGE_EVERY. The database is the one place that knows every open case,
 whichever worker runs it, so every worker reports the same values: aggregate them with
 ``max``, not ``sum`` (docs/metrics.md).

@@ -120,7 +120,7 @@ async def refund_case(client: Client, task_queue: str, tag: str, i: int) -> tupl
 
 
 async def approve(client: Client, case_id: str, decision: Decision) -> int:
-    """Send the decision as the approvals page does; returns how often it was sent again.
+    """Send the decision as My work does; returns how often it was sent again.
 
     ``starter.decide`` gives up after 15 s without an answer, which a saturated worker can
     take. The decision's event id is the update's id, so sending it again attaches to the

@@ -203,8 +203,8 @@ def _print_banner(
     lines.append(f"  Payload keys     {_key_source(settings)}")
     lines += [
         f"  HTTP API         http://{settings.api_host}:{settings.api_port}  (docs at /docs)",
-        f"  Approvals page   http://{settings.api_host}:{settings.api_port}/approvals",
-        f"  My work, a case  http://{settings.api_host}:{settings.api_port}/work  (and /case)",
+        f"  My work, a case  http://{settings.api_host}:{settings.api_port}/work  (and /case; "
+        "approvers decide there)",
         f"  Database         {settings.database_url}",
     ]
     if settings.worker_metrics_port:

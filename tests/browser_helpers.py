@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from playwright.async_api import Browser, async_playwright
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -17,6 +19,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+PHONE = ViewportSize(width=390, height=844)
+WIDE = ViewportSize(width=1440, height=900)
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots, not committed
 
 
 @asynccontextmanager
@@ -28,3 +33,27 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+async def open_page(browser: Browser, site: str, viewport: ViewportSize) -> Page:
+    """A fresh page (no cookies, no storage) on ``site`` at ``viewport``."""
+    context = await browser.new_context(viewport=viewport, base_url=site)
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    return page
+
+
+async def serious_violations(page: Page) -> list[str]:
+    """What axe-core finds serious or critical on the page as it stands."""
+    results = await Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
+async def screenshot(page: Page, folder: str, name: str) -> None:
+    """Keep the whole page as ``tests/artifacts/<folder>/<name>.png``."""
+    (ARTIFACTS / folder).mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / folder / f"{name}.png"), full_page=True)

@@ -46,6 +46,8 @@ async def test_make_run_on_other_ports_serves_everything_there(stack: DevStack) 
     await asyncio.to_thread(stack.start)
     banner = stack.output()
     assert f"http://127.0.0.1:{stack.ui_port}" in banner
+    # Approvers decide in My work; the retired approvals page is not offered.
+    assert f"{stack.api}/work" in banner and "/approvals" not in banner
     # Who is who: each demo token with its role and what it may do, and the limits in force.
     assert re.search(r"sup-sam +supervisor +decides approvals up to 1000.00 USD +cw_", banner)
     assert re.search(r"warehouse-wes +warehouse +receives and inspects returns +cw_", banner)

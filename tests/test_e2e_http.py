@@ -128,7 +128,7 @@ async def test_production_app_connects_to_temporal_when_it_starts(
             httpx.AsyncClient(base_url=base_url) as http,
         ):
             ready = await http.get("/readyz")
-            page = await http.get("/approvals")
+            page = await http.get("/work")
     finally:
         get_settings.cache_clear()
     assert ready.json() == {"status": "ok", "checks": {"temporal": "ok", "database": "ok"}}

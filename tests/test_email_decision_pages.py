@@ -5,27 +5,27 @@ screenshots kept in tests/artifacts/decision-links/ (not committed)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, ViewportSize, expect
 from temporalio.client import Client
 
 from settings import Settings
 from starter import case_state
 from starter.api import create_app
-from tests.browser_helpers import chromium
+from tests.browser_helpers import (
+    PHONE,
+    WIDE,
+    chromium,
+    open_page,
+    screenshot,
+    serious_violations,
+)
 from tests.case_helpers import audit
 from tests.conftest import Cases, Shop
 from tests.decision_link_helpers import awaiting_approval, codes_used, links_of
 from tests.http_helpers import serve
 from workflows.models import ApprovalStatus, CaseStatus, Outcome
-
-PHONE = ViewportSize(width=390, height=844)
-DESKTOP = ViewportSize(width=1440, height=900)
-SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "decision-links"
-SERIOUS = {"serious", "critical"}
 
 
 @pytest.fixture(scope="module")
@@ -42,28 +42,11 @@ async def site(
         yield url
 
 
-async def open_page(browser: Browser, site: str, viewport: ViewportSize) -> Page:
-    context = await browser.new_context(viewport=viewport, base_url=site)
-    page = await context.new_page()
-    page.set_default_timeout(10_000)
-    return page
-
-
-async def serious_violations(page: Page) -> list[str]:
-    results = await Axe().run(page)
-    return [
-        f"{v['id']}: {v['help']}"
-        for v in results.response["violations"]
-        if v.get("impact") in SERIOUS
-    ]
-
-
 async def keep(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    await screenshot(page, "decision-links", name)
 
 
-@pytest.mark.parametrize(("viewport", "label"), [(PHONE, "390"), (DESKTOP, "1440")])
+@pytest.mark.parametrize(("viewport", "label"), [(PHONE, "390"), (WIDE, "1440")])
 async def test_the_confirmation_page_fits_the_screen_and_passes_axe(
     browser: Browser,
     site: str,
@@ -133,7 +116,7 @@ async def test_an_approver_confirms_in_the_browser_and_the_link_is_then_spent(
 async def test_a_refusal_is_shown_plainly_on_a_desktop(
     browser: Browser, site: str, cases: Cases, client: Client, shop: Shop
 ) -> None:
-    page = await open_page(browser, site, DESKTOP)
+    page = await open_page(browser, site, WIDE)
 
     response = await page.goto("/decide/not-a-real-link")
 

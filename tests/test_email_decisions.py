@@ -291,7 +291,7 @@ async def test_a_form_posted_from_another_site_is_refused(
 
 
 @pytest.mark.parametrize("settings", [{"decision_signals": False}], indirect=True)
-async def test_without_decision_codes_the_email_has_no_links(
+async def test_without_decision_codes_the_email_has_no_links_and_points_to_my_work(
     cases: Cases, client: Client, shop: Shop, settings: Settings
 ) -> None:
     handle = await awaiting_approval(cases, client, "750.00")
@@ -301,6 +301,7 @@ async def test_without_decision_codes_the_email_has_no_links(
 
     assert sent and all("/decide/" not in email.body for email in sent)
     assert all("decision code" not in email.body for email in sent)
+    assert all(f"My work:\n  {settings.public_url}/work#{case_id}\n" in e.body for e in sent)
 
 
 @pytest.mark.parametrize("settings", [{"decision_signals": False}], indirect=True)
@@ -326,7 +327,7 @@ async def test_a_link_sent_before_decision_codes_were_turned_off_no_longer_decid
     posted = await http.post(f"/decide/{link.token}", data={})
 
     assert shown.status_code == posted.status_code == 403
-    assert "deciding from the email is turned off; use the approvals page" in shown.text
+    assert "deciding from the email is turned off; decide in My work" in shown.text
     assert await approval_status(client, handle.id) is ApprovalStatus.PENDING
     assert codes_used(shop, handle.id) == {"mgr-mia": None}
 

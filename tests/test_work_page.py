@@ -1,7 +1,8 @@
 """My work and the case page, driven in headless Chromium over uvicorn, the time-skipping
 server and the real worker: each role's flow, on a phone (390 px) and a wide screen
 (1440 px), with screenshots kept in tests/artifacts/my-work/ (not committed) and an axe-core
-accessibility check."""
+accessibility check. My work took over the approvals page: its decisions with a note, the
+server's refusals shown as given, decisions taken elsewhere, and its old links."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
+import httpx
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -22,8 +22,11 @@ from infra.db import Delegation
 from settings import Settings
 from starter import case_state, decide
 from starter.api import create_app
+from starter.api.pages import PAGE_HEADERS
+from tests.browser_helpers import PHONE, WIDE, chromium, open_page, screenshot, serious_violations
 from tests.complaint_helpers import state_when
 from tests.conftest import Cases, Shop
+from tests.http_helpers import serve
 from tests.rush_helpers import rush_state
 from tests.work_helpers import (
     add_staff,
@@ -33,31 +36,18 @@ from tests.work_helpers import (
     refund_waiting,
     return_waiting,
     rush_waiting_for_customer,
-    serve,
+    set_approval_limit,
 )
 from workflows.models import ApprovalStatus, CaseStatus, Decision, DecisionKind
 from workflows.return_models import ReturnState
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PHONE = ViewportSize(width=390, height=844)
-WIDE = ViewportSize(width=1440, height=900)
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "my-work"
+ON_BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -68,32 +58,22 @@ async def site(
         yield url
 
 
-async def open_page(browser: Browser, site: str, viewport: ViewportSize) -> Page:
-    context = await browser.new_context(viewport=viewport, base_url=site)
-    page = await context.new_page()
-    page.set_default_timeout(10_000)
-    return page
-
-
 async def sign_in(page: Page, token: str, path: str = "/work") -> None:
     await page.goto(path)
     await page.get_by_label("Your API token").fill(token)
     await page.get_by_role("button", name="Sign in").click()
 
 
-async def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+def listed(page: Page, case_id: str) -> Locator:
+    return page.locator("#items .item").filter(has_text=case_id)
+
+
+async def keep(page: Page, name: str) -> None:
+    await screenshot(page, "my-work", name)
 
 
 async def no_serious_violations(page: Page) -> None:
-    results = await Axe().run(page)
-    serious = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], serious
+    assert await serious_violations(page) == []
 
 
 async def in_viewport(page: Page, selector: str) -> None:
@@ -131,7 +111,7 @@ async def test_a_manager_approves_from_the_list_with_the_keyboard(
     await expect(page.locator("#detail-clock")).to_have_text(
         re.compile(r"escalates in \d+ business \w+ \(.* E[SD]T\)")
     )
-    await screenshot(page, "work-manager-1440")
+    await keep(page, "work-manager-1440")
     await no_serious_violations(page)
 
     await page.keyboard.press("a")  # approve the case shown
@@ -162,7 +142,7 @@ async def test_on_a_phone_the_approve_button_is_in_view_without_scrolling(
     page = await open_page(browser, site, PHONE)
     await sign_in(page, shop.tokens["mgr-mia"])
     await expect(page.locator("#items .item")).to_have_count(1)
-    await screenshot(page, "work-list-390")
+    await keep(page, "work-list-390")
     await no_serious_violations(page)
     await page.locator("#items .item .open").first.click()
     await expect(page.locator("#detail-summary")).to_have_text("$750.00 · Ada Lovelace (C-100)")
@@ -171,7 +151,7 @@ async def test_on_a_phone_the_approve_button_is_in_view_without_scrolling(
     await in_viewport(page, "form.decide button.approve")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]
-    await screenshot(page, "work-manager-390")
+    await keep(page, "work-manager-390")
     await no_serious_violations(page)
     await approve.click()
     await expect(page.locator("#notice")).to_have_text(f"Approved {case_id} ($750.00).")
@@ -209,7 +189,7 @@ async def test_the_warehouse_records_a_receipt_through_the_generated_form(
     await expect(form.get_by_label("Ra Number (required)")).to_have_attribute(
         "aria-invalid", "true"
     )
-    await screenshot(page, "work-warehouse-390-invalid")
+    await keep(page, "work-warehouse-390-invalid")
     await no_serious_violations(page)
 
     await form.get_by_label("Ra Number (required)").fill(ra)
@@ -265,7 +245,7 @@ async def test_the_case_page_shows_the_timeline_and_who_decided_read_only(
         )
         link = await page.locator("#temporal-link").get_attribute("href")
         assert link is not None and link.endswith(f"/workflows/{case_id}")
-        await screenshot(page, f"case-{name}")
+        await keep(page, f"case-{name}")
         await no_serious_violations(page)
         await page.context.close()
 
@@ -311,7 +291,7 @@ async def test_qa_sends_its_findings_and_an_agent_relays_the_customers_answer(
     accept = page.locator('form[data-event="fee_accepted"]')
     await expect(accept.get_by_label("On Behalf Of")).to_have_value("C-100")
     await expect(page.locator('form[data-event="fee_declined"]')).to_be_visible()
-    await screenshot(page, "work-agent-1440")
+    await keep(page, "work-agent-1440")
     await no_serious_violations(page)
     await accept.get_by_role("button", name="Send: fee accepted").click()
     await expect(page.locator("#notice")).to_have_text(f"Fee accepted recorded on {rush_id}.")
@@ -357,7 +337,7 @@ async def test_a_manager_names_who_stands_in_and_ends_it_from_the_page(
     await expect(page.locator("#delegations")).to_contain_text("sup-sam stands in for you")
     await expect(page.locator("#delegations")).to_contain_text("(now)")
     await no_serious_violations(page)
-    await screenshot(page, "work-delegation-390")
+    await keep(page, "work-delegation-390")
 
     await page.get_by_label("Staff id of the person standing in").fill("nobody")
     await page.get_by_role("button", name="Name the delegate").click()
@@ -381,3 +361,154 @@ async def test_a_link_to_a_case_opens_it_in_my_work(
     await expect(page.locator("#detail-actions form.decide")).to_be_visible()
     await in_viewport(page, "form.decide button.approve")
     await page.context.close()
+
+
+# ---- what the approvals page did, now on My work -----------------------------------------------
+
+
+async def test_a_manager_approves_one_case_and_rejects_another_with_a_note(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    approve_id = await refund_waiting(cases, shop, "750.00")
+    reject_id = await refund_waiting(cases, shop, "800.00")
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, shop.tokens["mgr-mia"])
+
+    await expect(page.locator("#items .item")).to_have_count(2)
+    summary = page.locator("#summary")
+    await expect(summary).to_have_text("2 waiting for you · nearest deadline.")
+    first = listed(page, approve_id)
+    await expect(first.locator(".amount")).to_have_text("$750.00")
+    await expect(first.locator(".meta")).to_contain_text("ORD-1001")
+
+    await first.locator(".open").click()
+    await expect(page.locator("#detail-title")).to_contain_text(approve_id)
+    # The timeline, read from the workflow when opened, on the business clock (zone named).
+    await page.locator("#detail-timeline summary").click()
+    await expect(page.locator("#detail-entries")).to_contain_text(
+        re.compile(r"E[SD]T — case opened \(agent-amy\)")
+    )
+    decide_form = page.locator("#detail-actions form.decide")
+    await decide_form.get_by_label("Note").fill("regular customer")
+    await decide_form.get_by_role("button", name="Approve", exact=True).click()
+    await expect(page.locator("#notice")).to_have_text(f"Approved {approve_id} ($750.00).")
+    await expect(listed(page, approve_id)).to_have_count(0)
+
+    # The next case comes up at once, its timeline closed.
+    await expect(page.locator("#detail-title")).to_contain_text(reject_id)
+    await expect(page.locator("#detail-timeline")).not_to_have_attribute("open", "")
+    await decide_form.get_by_label("Note").fill("outside policy")
+    await decide_form.get_by_role("button", name="Reject", exact=True).click()
+    await expect(page.locator("#notice")).to_have_text(f"Rejected {reject_id} ($800.00).")
+    await expect(page.locator("#items .item")).to_have_count(0)
+    await expect(summary).to_have_text("Nothing is waiting for you.")
+
+    approved = (await case_state(client, approve_id)).approval
+    rejected = (await case_state(client, reject_id)).approval
+    assert approved is not None and rejected is not None
+    assert (approved.status, approved.decided_by, approved.note) == (
+        ApprovalStatus.APPROVED,
+        "mgr-mia",
+        "regular customer",
+    )
+    assert (rejected.status, rejected.decided_by, rejected.note) == (
+        ApprovalStatus.REJECTED,
+        "mgr-mia",
+        "outside policy",
+    )
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    await page.context.close()
+
+
+@ON_BOTH_DATABASES
+async def test_a_refused_decision_shows_the_servers_reason(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, PHONE)
+    # sup-sam (limit 1000.00) follows a link to the case kept from the old approvals page...
+    await sign_in(page, shop.tokens["sup-sam"], f"/approvals#case/{case_id}")
+    await expect(page).to_have_url(f"{site}/work#case/{case_id}")
+    await expect(page.locator("#detail-title")).to_contain_text(case_id)
+    decide_form = page.locator("#detail-actions form.decide")
+    await expect(decide_form).to_be_visible()
+    # ...and the directory lowers their limit below the amount while the case is open.
+    set_approval_limit(shop, "sup-sam", "600.00")
+    await decide_form.get_by_role("button", name="Approve", exact=True).click()
+    await expect(decide_form.get_by_role("alert")).to_have_text(
+        "sup-sam's approval limit 600.00 is below 750.00"
+    )
+    await expect(decide_form.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
+    await expect(page.locator("#notice")).to_have_text("")
+    state = await case_state(client, case_id)
+    assert state.approval is not None and state.approval.status is ApprovalStatus.PENDING
+    await page.context.close()
+
+
+@ON_BOTH_DATABASES
+async def test_a_decision_taken_elsewhere_leaves_the_list_and_the_case_shown(
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, WIDE)
+    await sign_in(page, shop.tokens["mgr-mia"])
+    await expect(listed(page, case_id)).to_have_count(1)
+    # The wide screen shows it beside the list, its decision offered.
+    await expect(page.locator("#detail-actions form.decide")).to_be_visible()
+
+    await decide(client, case_id, Decision(approver_id="mgr-max", decision=DecisionKind.APPROVE))
+    await recorded_status(shop, case_id, CaseStatus.COMPLETED)
+    await page.get_by_role("button", name="Refresh").click()
+    await expect(listed(page, case_id)).to_have_count(0)
+    await expect(page.locator("#summary")).to_have_text("Nothing is waiting for you.")
+    # Its decision is no longer offered beside the list: it was taken.
+    await expect(page.locator("#detail-actions")).to_have_text(
+        "Done elsewhere: nothing on this case waits for you now."
+    )
+    await expect(page.locator("#notice")).to_have_text(
+        f"{case_id} was done elsewhere and has left your list."
+    )
+    approval = (await case_state(client, case_id)).approval
+    assert approval is not None and approval.decided_by == "mgr-max"
+    await page.context.close()
+
+
+async def test_a_bad_token_is_refused_on_the_sign_in_form(browser: Browser, site: str) -> None:
+    page = await open_page(browser, site, PHONE)
+    await sign_in(page, "cw_not-a-token")
+    await expect(page.locator("#sign-in-form").get_by_role("alert")).to_have_text(
+        "the token is not valid"
+    )
+    await expect(page.get_by_label("Your API token")).to_be_visible()
+    await expect(page.locator("#app")).to_be_hidden()
+    await page.context.close()
+
+
+async def test_a_case_with_nothing_for_the_caller_says_so_when_linked(
+    browser: Browser, site: str, cases: Cases, shop: Shop
+) -> None:
+    case_id = await refund_waiting(cases, shop, "750.00")
+    page = await open_page(browser, site, PHONE)
+    # sup-low's limit (600.00) is below the amount: the case is shown, no decision offered.
+    await sign_in(page, shop.tokens["sup-low"], f"/work#case/{case_id}")
+    await expect(page.locator("#detail-title")).to_contain_text(case_id)
+    await expect(page.locator("#detail-actions")).to_have_text(
+        "Nothing on this case waits for you."
+    )
+    await expect(page.locator("#detail-actions form.decide")).to_have_count(0)
+    await page.context.close()
+
+
+async def test_the_pages_keep_their_security_headers_and_old_addresses_lead_to_my_work(
+    site: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=site) as http:
+        for path in ("/work", "/case"):
+            served = await http.get(path)
+            assert served.status_code == 200
+            assert {name: served.headers[name] for name in PAGE_HEADERS} == PAGE_HEADERS
+        old = await http.get("/approvals")
+        home = await http.get("/")
+    assert (old.status_code, old.headers["location"]) == (301, "/work")
+    assert (home.status_code, home.headers["location"]) == (307, "/work")

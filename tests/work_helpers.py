@@ -4,19 +4,14 @@ role, as the database (which the work list reads) shows them, and the pages' ser
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import uvicorn
 from sqlalchemy import select
-from starlette.types import ASGIApp
 
 from activities.staff import StaffDirectory
-from infra.db import Approval, Case, Order, ReturnAuthorization
+from infra.db import Approval, Case, Order, ReturnAuthorization, Staff
 from starter import start_case, start_return
 from tests.complaint_helpers import complaint
 from tests.conftest import Cases, Shop
@@ -124,26 +119,12 @@ def delegate(shop: Shop, staff_id: str, delegate_id: str) -> None:
     )
 
 
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on a free local port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+def set_approval_limit(shop: Shop, staff_id: str, limit: str) -> None:
+    """The directory changes ``staff_id``'s approval limit (as an administrator would)."""
+    with shop.db.transaction() as session:
+        member = session.get(Staff, staff_id)
+        assert member is not None
+        member.approval_limit = Decimal(limit)
 
 
 def seed_case(

@@ -6,7 +6,9 @@ the right status and no trace. One module per concern:
 - ``app``: the factories (``create_app``, ``create_production_app``) wiring the rest;
 - ``starts``: opening cases, one route per registered procedure, and CloudEvents;
 - ``cases``: listing and reading cases, and the events a case accepts;
-- ``approvals``: pending approvals, decisions, the approvals page;
+- ``approvals``: pending approvals, decisions;
+- ``work``: My work and the case page, and what they read; ``pages``: the pages' headers, and
+  ``/`` and the retired ``/approvals`` leading to My work;
 - ``health``, ``staff``: readiness, and who a token belongs to;
 - ``auth``: tokens and role rules; ``store``: the database side; ``bodies``: body limits,
   exact JSON and fingerprints; ``errors``: the error shape; ``request_log``: a line per

@@ -31,6 +31,7 @@ from starter.api import (
     errors,
     health,
     metrics,
+    pages,
     staff,
     starts,
     work,
@@ -47,7 +48,7 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 def create_app(
     client: Client, *, database_url: str | None = None, settings: Settings | None = None
 ) -> FastAPI:
-    """The API and the approvals page over ``client``; the caller owns the client."""
+    """The API and the staff pages over ``client``; the caller owns the client."""
     settings = settings or get_settings()
     db = Database(database_url or settings.database_url)
 
@@ -79,7 +80,8 @@ def create_app(
     decision_links.mask_access_log()
     app.include_router(codec.router)  # the Temporal Web UI's codec endpoint (CORS below)
     app.include_router(work.router)  # My work and the case page
-    app.mount("/static", StaticFiles(directory=approvals.STATIC_DIR), name="static")
+    app.include_router(pages.router)  # / and the retired /approvals lead to My work
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)

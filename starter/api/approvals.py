@@ -1,13 +1,12 @@
-"""Approvals: what a manager may decide, the decision itself, and the approvals page."""
+"""Approvals: what a manager may decide, and the decision itself (My work and the case page
+take it through this route too)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header
-from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,7 +19,6 @@ from workflows.models import ApprovalStatus, Decision
 
 log = structlog.get_logger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,59}$"
 
 router = APIRouter(responses=ERRORS)
@@ -89,26 +87,3 @@ async def decide_case(
         raise
     log.info("decision_taken", case_id=case_id, decision=body.decision.value, by=staff.id)
     return ApprovalView.model_validate(approval.model_dump())
-
-
-# ---- the approvals page ----------------------------------------------------------------------
-
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-
-@router.get("/approvals", include_in_schema=False)
-async def approvals_page() -> FileResponse:
-    return FileResponse(STATIC_DIR / "approvals.html", headers=PAGE_HEADERS)
-
-
-@router.get("/", include_in_schema=False)
-async def root() -> RedirectResponse:
-    return RedirectResponse("/work")

@@ -17,7 +17,6 @@ only under ``/codec``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
@@ -32,10 +31,10 @@ from temporalio.api.common.v1 import Payloads
 
 from infra.codec import DecryptionError, UnknownKeyError, codec_for
 from settings import Settings
-from starter.api.approvals import PAGE_HEADERS
 from starter.api.auth import ServicesDep
 from starter.api.bodies import JSON_TYPES, read_json_object
 from starter.api.errors import ERRORS, ApiError
+from starter.api.pages import PAGE_HEADERS, STATIC_DIR
 from workflows.models import StaffMember
 
 log = structlog.get_logger(__name__)
@@ -43,7 +42,7 @@ log = structlog.get_logger(__name__)
 PREFIX = "/codec"
 COOKIE = "casework_codec"
 SESSION_SECONDS = 8 * 3600
-SESSION_PAGE = Path(__file__).resolve().parent.parent / "static" / "codec-session.html"
+SESSION_PAGE = STATIC_DIR / "codec-session.html"
 
 router = APIRouter(prefix=PREFIX, tags=["codec"], responses=ERRORS)
 _bearer = HTTPBearer(auto_error=False, description="A staff API token")

@@ -117,7 +117,7 @@ class LinkFacts:
     ) -> str | None:
         """The gate's own rule (``verify_decision``), read ahead of the decision."""
         if not self._settings.decision_signals:
-            return "deciding from the email is turned off; use the approvals page"
+            return "deciding from the email is turned off; decide in My work"
         if self._staff.is_inactive(staff_id):
             return f"{staff_id} is no longer active in the staff directory"
         return policy.approver_refusal(

@@ -21,11 +21,12 @@ from starlette.concurrency import run_in_threadpool
 
 from activities.staff import StaffDirectory
 from registry import EVENTS, Event
-from starter.api.approvals import IDEMPOTENCY_KEY, PAGE_HEADERS, STATIC_DIR, decide_case
+from starter.api.approvals import IDEMPOTENCY_KEY, decide_case
 from starter.api.auth import ApproverDep, Services, ServicesDep, StaffDep
 from starter.api.case_store import CaseStore
 from starter.api.delegation_store import DelegationStore
 from starter.api.errors import ERRORS, ApiError
+from starter.api.pages import PAGE_HEADERS, STATIC_DIR
 from starter.api.work_store import Sort, WorkFilter, WorkStore, event_title
 from starter.api.work_views import (
     BulkDecisionBody,

@@ -7,7 +7,7 @@ import { api, setUpSignIn, session } from "./session.js";
 import { money, title, when, words } from "./format.js";
 import { decisionForm } from "./decision.js";
 import { eventForm, loadForms } from "./forms.js";
-import { casesSection, factList, orderSection, photosSection } from "./facts.js";
+import { casesSection, factList, orderSection, photosSection, timelineItems } from "./facts.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -172,16 +172,7 @@ async function open(caseId) {
   if (context.photos.length) extra.push(photosSection(context.photos));
   $("case-context").replaceChildren(...extra);
 
-  $("case-timeline").replaceChildren(
-    ...found.timeline.map((entry) => {
-      const details = Object.entries(entry.detail)
-        .filter(([, value]) => value)
-        .map(([key, value]) => `${words(key)}: ${value}`)
-        .join("; ");
-      const line = `${when(entry.at, timezone)} — ${words(entry.event)} (${entry.actor})`;
-      return li(details ? `${line}. ${details}` : line);
-    }),
-  );
+  $("case-timeline").replaceChildren(...timelineItems(found.timeline, timezone));
   $("case-emails").replaceChildren(
     ...(context.emails.length
       ? context.emails.map((e) =>

@@ -1,5 +1,6 @@
 // The decision form (a note, Approve, Reject), shared by My work and the case page; it posts
-// to /v1/cases/{id}/decision like the approvals page, one Idempotency-Key per form shown.
+// to /v1/cases/{id}/decision, one Idempotency-Key per form shown (a retried click is answered
+// with the first decision).
 
 import { api } from "./session.js";
 

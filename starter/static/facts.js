@@ -97,6 +97,18 @@ export function photosSection(photos) {
 }
 
 /** The detail pane's facts: the work item's summary, then the case's context. */
+/** A case's timeline (GET /v1/cases/{id}): one line per entry, on the business clock. */
+export function timelineItems(timeline, timezone) {
+  return timeline.map((entry) => {
+    const details = Object.entries(entry.detail)
+      .filter(([, value]) => value)
+      .map(([key, value]) => `${words(key)}: ${value}`)
+      .join("; ");
+    const line = `${when(entry.at, timezone)} — ${words(entry.event)} (${entry.actor})`;
+    return el("li", details ? `${line}. ${details}` : line);
+  });
+}
+
 export function caseFacts(context, item, { timezone }) {
   const currency = context.currency;
   const wrap = el("div");

@@ -6,7 +6,7 @@ import { api, session, setUpSignIn } from "./session.js";
 import { ago, money, title, when, words } from "./format.js";
 import { decisionForm } from "./decision.js";
 import { eventForm, loadForms } from "./forms.js";
-import { caseFacts } from "./facts.js";
+import { caseFacts, timelineItems } from "./facts.js";
 import { loadDone } from "./work_done.js";
 import { delegate, loadDelegations } from "./work_delegation.js";
 
@@ -72,6 +72,7 @@ async function refresh() {
     return;
   }
   if (asked !== state.asked) return;
+  const wasListed = state.items.some((i) => i.case_id === state.current);
   fillFilters(page);
   state.currency = page.currency;
   state.timezone = page.timezone;
@@ -89,7 +90,26 @@ async function refresh() {
   renderList();
   if (state.current && !state.items.some((i) => i.case_id === state.current)) {
     if ($("open-view").dataset.showing !== "detail") clearDetail();
+    else if (wasListed) recheck(state.current);
   }
+}
+
+// The case shown left the list: decided or moved on elsewhere (another person, another tab),
+// or only filtered out. Its context says which; a form it no longer takes is not left offered.
+async function recheck(caseId) {
+  let context;
+  try {
+    context = await api(`/v1/work/cases/${encodeURIComponent(caseId)}`);
+  } catch {
+    return; // the next poll asks again
+  }
+  if (state.current !== caseId || context.actions.length) return;
+  settled(caseId, "Done elsewhere: nothing on this case waits for you now.");
+  notice(`${caseId} was done elsewhere and has left your list.`);
+}
+
+function settled(caseId, text) {
+  if (state.current === caseId) $("detail-actions").replaceChildren(muted(text));
 }
 
 function whatFor(item) {
@@ -193,7 +213,10 @@ async function bulkApprove() {
     const answer = await api("/v1/work/approve", { method: "POST", body: { case_ids: ids } });
     const refused = answer.items.filter((r) => !r.ok);
     for (const r of answer.items) {
-      if (r.ok) done(r.case_id, "decision");
+      if (r.ok) {
+        done(r.case_id, "decision");
+        settled(r.case_id, "Approved with the selection.");
+      }
       state.picked.delete(r.case_id);
     }
     notice(
@@ -250,6 +273,8 @@ async function show(caseId, { focus = false } = {}) {
   clock.textContent = item && item.clock ? `${item.clock.label} (${item.clock.local})` : "";
   clock.className = `clock ${clockClass(item && item.clock)}`.trim();
   $("detail-actions").replaceChildren();
+  $("detail-timeline").open = false;
+  $("detail-entries").replaceChildren();
   $("detail-facts").replaceChildren(loading());
   let context;
   try {
@@ -282,6 +307,7 @@ async function show(caseId, { focus = false } = {}) {
         })
       : errorLine(`No form for ${action.name}.`);
   });
+  if (!actions.length) actions.push(muted("Nothing on this case waits for you."));
   $("detail-actions").replaceChildren(...actions);
   $("detail-facts").replaceChildren(caseFacts(context, item, { timezone: state.timezone }));
   if (focus) {
@@ -301,11 +327,33 @@ function finished(caseId, name, message) {
   refresh();
 }
 
-function loading() {
+function muted(text) {
   const p = document.createElement("p");
   p.className = "muted";
-  p.textContent = "Loading…";
+  p.textContent = text;
   return p;
+}
+
+const loading = () => muted("Loading…");
+
+// The timeline (GET /v1/cases/{id}, the workflow's own) is read only when opened.
+async function loadTimeline(caseId) {
+  const list = $("detail-entries");
+  const line = (text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  };
+  list.replaceChildren(line("Loading…"));
+  let found;
+  try {
+    found = await api(`/v1/cases/${encodeURIComponent(caseId)}`);
+  } catch (err) {
+    if (state.current === caseId) list.replaceChildren(line(err.message));
+    return;
+  }
+  if (state.current !== caseId) return; // another case was chosen meanwhile
+  list.replaceChildren(...timelineItems(found.timeline, state.timezone));
 }
 
 function errorLine(text) {
@@ -380,9 +428,15 @@ function view(name) {
   if (name === "away") loadDelegations(state.timezone);
 }
 
-// /work#<case id> opens that case beside the list (a link from an email or another page).
+// /work#<case id> opens that case beside the list (a link from an email or another page);
+// so does /work#case/<case id>, the form links to the approvals page (now /work) took.
+function linkedCase() {
+  const hash = decodeURIComponent(location.hash.slice(1));
+  return hash.startsWith("case/") ? hash.slice("case/".length) : hash;
+}
+
 function openLinked() {
-  const caseId = decodeURIComponent(location.hash.slice(1));
+  const caseId = linkedCase();
   if (caseId && session.me) {
     view("open");
     show(caseId, { focus: true });
@@ -440,6 +494,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("delegate-form").addEventListener("submit", (event) =>
     delegate(event, { timezone: state.timezone, notice }),
   );
+  $("detail-timeline").addEventListener("toggle", () => {
+    if ($("detail-timeline").open && state.current) loadTimeline(state.current);
+  });
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", openLinked);
   setUpSignIn(ready);
