@@ -103,10 +103,11 @@ async def test_the_warehouse_sees_the_return_awaiting_receipt_and_not_the_approv
 
 
 async def test_a_manager_sees_approvals_within_authority_and_a_delegate_the_ones_stood_in_for(
-    http: httpx.AsyncClient, cases: Cases, shop: Shop
+    http: httpx.AsyncClient, cases: Cases, shop: Shop, env: WorkflowEnvironment
 ) -> None:
     add_staff(shop, "agent-al", "agent", limit="3000.00")
-    delegate(shop, "mgr-mia", "agent-al")  # before the requests: the gate lists the delegate
+    # Before the requests: the gate lists the delegate.
+    await delegate(env, shop, "mgr-mia", "agent-al")
     small = await refund_waiting(cases, shop, "750.00")
     large = await refund_waiting(cases, shop, "1100.00")
 

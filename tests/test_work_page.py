@@ -302,11 +302,11 @@ async def test_qa_sends_its_findings_and_an_agent_relays_the_customers_answer(
 
 
 async def test_bulk_approval_on_the_page_reports_each_refusal(
-    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client
+    browser: Browser, site: str, cases: Cases, shop: Shop, client: Client, env: WorkflowEnvironment
 ) -> None:
     within = await refund_waiting(cases, shop, "750.00")
     add_staff(shop, "agent-al", "agent", limit="800.00")
-    delegate(shop, "mgr-mia", "agent-al")
+    await delegate(env, shop, "mgr-mia", "agent-al")
     also = await refund_waiting(cases, shop, "780.00")
     page = await open_page(browser, site, WIDE)
     await sign_in(page, shop.tokens["sup-sam"])

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
+from temporalio.testing import WorkflowEnvironment
 
 from activities.staff import StaffDirectory
 from infra.db import Approval, Case, Order, ReturnAuthorization, Staff
@@ -111,11 +112,16 @@ def add_staff(shop: Shop, staff_id: str, role: str, limit: str = "0") -> None:
     )
 
 
-def delegate(shop: Shop, staff_id: str, delegate_id: str) -> None:
-    """``delegate_id`` stands in for ``staff_id`` from yesterday for a month."""
-    now = datetime.now(UTC)
+async def delegate(env: WorkflowEnvironment, shop: Shop, staff_id: str, delegate_id: str) -> None:
+    """``delegate_id`` stands in for ``staff_id`` from yesterday for a month, on both clocks:
+    the gate reads delegations at the case's time (the time-skipping server's, which runs
+    ahead of the wall clock as earlier specifications skip time) and the API at the wall's."""
+    server_now, wall_now = await env.get_current_time(), datetime.now(UTC)
     StaffDirectory(shop.db).delegate(
-        staff_id, delegate_id, now - timedelta(days=1), now + timedelta(days=30)
+        staff_id,
+        delegate_id,
+        min(server_now, wall_now) - timedelta(days=1),
+        max(server_now, wall_now) + timedelta(days=30),
     )
 
 
