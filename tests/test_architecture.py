@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("infra", "workflows", "activities", "starter", "bench", "migrations", "tests")
-TOP_MODULES = ("worker", "registry", "settings")
+PACKAGES = (
+    "registry",
+    "infra",
+    "workflows",
+    "activities",
+    "starter",
+    "bench",
+    "migrations",
+    "tests",
+)
+TOP_MODULES = ("worker", "settings")
 # Who may import starter: the entry points themselves and their tests.
 ENTRY_POINTS = ("starter", "bench", "tests")
 
