@@ -21,7 +21,7 @@ from registry import EVENTS, Event
 from settings import Settings
 from starter import case_state, start_case
 from starter.api import create_app
-from starter.api.business_time import business_time_between, clock
+from starter.api.business_time import clock
 from tests.billing_dispute_helpers import dispute, disputed_order
 from tests.conftest import Cases, Shop
 from tests.work_helpers import (
@@ -437,7 +437,7 @@ def test_business_time_skips_nights_and_weekends() -> None:
     calendar = Settings().calendar  # 08:00-20:00 New York, Monday to Friday
     friday_6pm = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)  # 18:00 EST
     monday_10am = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 EST
-    assert business_time_between(calendar, friday_6pm, monday_10am) == timedelta(hours=4)
+    assert calendar.business_time_between(friday_6pm, monday_10am) == timedelta(hours=4)
     label = clock(calendar, "escalates", monday_10am, friday_6pm)
     assert (label.label, label.local) == (
         "escalates in 4 business hours",

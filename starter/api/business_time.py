@@ -1,7 +1,8 @@
 """Deadlines as people read them: "escalates in 3 business hours", on the business clock.
 
-Computed on the server from the business calendar in force (``settings.calendar``), so the
-page shows what the cases count: open hours only, weekends and holidays skipped.
+Computed on the server with the business calendar in force (``settings.calendar``) and its
+``business_time_between``, so the page shows what the cases count: open hours only, weekends
+and holidays skipped.
 """
 
 from __future__ import annotations
@@ -10,24 +11,6 @@ from datetime import datetime, timedelta
 
 from starter.api.work_views import Clock
 from workflows.calendar import BusinessCalendar
-
-
-def business_time_between(calendar: BusinessCalendar, start: datetime, end: datetime) -> timedelta:
-    """Open hours from ``start`` to ``end`` (zero when ``end`` is not later)."""
-    if end <= start:
-        return timedelta(0)
-    total = timedelta(0)
-    day = calendar.local(start).date()
-    last = calendar.local(end).date()
-    while day <= last:
-        if calendar.is_business_day(day):
-            opens = calendar.instant(day, calendar.opens)
-            closes = calendar.instant(day, calendar.closes)
-            begin, finish = max(start, opens), min(end, closes)
-            if finish > begin:
-                total += finish - begin
-        day += timedelta(days=1)
-    return total
 
 
 def _amount(calendar: BusinessCalendar, span: timedelta) -> str:
@@ -57,10 +40,10 @@ def clock(
     ``warn_at`` (and not yet due) it is a warning."""
     overdue = due_at <= now
     if overdue:
-        late = business_time_between(calendar, due_at, now)
+        late = calendar.business_time_between(due_at, now)
         label = f"{name}: overdue by {_amount(calendar, late)}"
     else:
-        span = business_time_between(calendar, now, due_at)
+        span = calendar.business_time_between(now, due_at)
         label = f"{name} in {_amount(calendar, span)}" if span else f"{name} at the next opening"
     return Clock(
         name=name,
