@@ -194,6 +194,8 @@ async def test_package_is_received_once_and_a_repeat_is_answered_the_same(
         await receive_package(client, handle.id, package(ra_number))
     assert refused.value.kind == "AlreadyReceived"
     await wait_for_status(client, handle.id, CaseStatus.INSPECTING)
+    # Written with the case's next write: wait for the line, then count it.
+    await eventually(lambda: [e for e in events(shop, handle.id) if e == "package_received"])
     assert events(shop, handle.id).count("package_received") == 1
 
 
@@ -220,7 +222,13 @@ async def test_bad_package_event_is_recorded_and_ignored(
         sender=warehouse,
     )
     await wait_for_status(client, handle.id, CaseStatus.INSPECTING)
-    assert [e for e in events(shop, handle.id) if e.startswith("package_received")] == [
+
+    def package_lines() -> list[str]:
+        return [e for e in events(shop, handle.id) if e.startswith("package_received")]
+
+    # The state answers at once; the line reaches the database with the case's next write.
+    await eventually(lambda: package_lines()[2:])
+    assert package_lines() == [
         "package_received_ignored",
         "package_received_ignored",
         "package_received",
