@@ -40,6 +40,10 @@ from tests.rush_helpers import rush, stocked_order
 from worker import build_activities, build_worker
 
 BACKLOG = 30  # refunds under 500.00: 4 activities each, 120 in all
+# The line between "served ahead of the backlog" and "waited its turn in it", in the
+# backlog's activities completed before the quote: with priority 0-7 were seen, without
+# 20-101 (the unprioritized turn depends on how the worker's two pollers interleave).
+SEPARATES = BACKLOG // 2
 WAIT = 300.0  # seconds: the busy worker drains the whole backlog in about 45 on 2 cores
 
 
@@ -127,8 +131,8 @@ async def test_a_vip_rush_overtakes_a_backlog_of_standard_cases_on_a_busy_worker
 
     print(f"with priority: {measured}")
     # Served ahead of the backlog: 0-7 of its 120 activities ran first, and 0 refunds
-    # completed, in 4 runs (without priority: 71-101, 3-12 refunds, in 6 runs).
-    assert measured.activities_before < BACKLOG  # a quarter of the backlog's activities
+    # completed, in 4 runs (without priority: 20-101, 1-12 refunds, in 7 runs).
+    assert measured.activities_before < SEPARATES
     assert measured.refunds_before < BACKLOG // 2
 
 
@@ -139,6 +143,6 @@ async def test_the_same_rush_without_priority_waits_behind_the_backlog(
     measured = await race(dev_env.client, shop, settings, prioritized=False)
 
     print(f"without priority: {measured}")
-    # Its turn comes late in the backlog: 71-101 of its 120 activities ran first in 6 runs
-    # (with priority: 0-7). The refunds advance in step, so few have completed by then.
-    assert measured.activities_before > BACKLOG  # a quarter of the backlog's activities
+    # Its turn comes in the backlog: 20-101 of its 120 activities ran first in 7 runs (with
+    # priority: 0-7). The refunds advance in step, so few have completed by then.
+    assert measured.activities_before > SEPARATES
