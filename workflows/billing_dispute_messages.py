@@ -45,7 +45,7 @@ class DisputeMessages(RefundingCase):
         """An agent settles the dispute: refund, credit or no change, with the explanation."""
         if self._resolution is None:
             self._resolution = resolution
-        return self._state()
+        return self.state_as(BillingDisputeState)
 
     @resolve_dispute.validator
     def _validate_resolve(self, resolution: DisputeResolution) -> None:
@@ -68,7 +68,7 @@ class DisputeMessages(RefundingCase):
         """An agent sends the dispute to Accounting."""
         if self._escalation is None:
             self._escalation = escalation
-        return self._state()
+        return self.state_as(BillingDisputeState)
 
     @escalate_dispute.validator
     def _validate_escalate(self, escalation: DisputeEscalation) -> None:
@@ -90,7 +90,7 @@ class DisputeMessages(RefundingCase):
         """Accounting settles an escalated dispute (the same choices as an agent)."""
         if self._answer is None:
             self._answer = answer
-        return self._state()
+        return self.state_as(BillingDisputeState)
 
     @answer_dispute.validator
     def _validate_answer(self, answer: DisputeResolution) -> None:
@@ -173,11 +173,6 @@ class DisputeMessages(RefundingCase):
 
     def _answered(self) -> bool:
         return self._answer is not None
-
-    def _state(self) -> BillingDisputeState:
-        state = self.state()
-        assert isinstance(state, BillingDisputeState)
-        return state
 
 
 def _refuse(refusal: Refusal | None) -> None:

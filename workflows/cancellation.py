@@ -299,7 +299,7 @@ class CancellationWorkflow(RefundingCase):
     async def request_return(self, answer: ReturnAnswer) -> CancellationState:
         """The customer takes the return offered; refused once the offer expired."""
         self.reply.take(answer, True)
-        return self._cancellation_state()
+        return self.state_as(CancellationState)
 
     @request_return.validator
     def _validate_request(self, answer: ReturnAnswer) -> None:
@@ -309,7 +309,7 @@ class CancellationWorkflow(RefundingCase):
     async def decline_return(self, answer: ReturnAnswer) -> CancellationState:
         """The customer declines the return offered: the case closes."""
         self.reply.take(answer, False)
-        return self._cancellation_state()
+        return self.state_as(CancellationState)
 
     @decline_return.validator
     def _validate_decline(self, answer: ReturnAnswer) -> None:
@@ -331,11 +331,6 @@ class CancellationWorkflow(RefundingCase):
     def _offered(self) -> bool:
         """The case waits for the customer's answer to the return it offered."""
         return self._status is CaseStatus.AWAITING_CUSTOMER
-
-    def _cancellation_state(self) -> CancellationState:
-        state = self.state()
-        assert isinstance(state, CancellationState)
-        return state
 
     # ---- what callers and emails see -------------------------------------------------------
 

@@ -51,6 +51,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 C = TypeVar("C", bound=Audited)
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", bound=CaseState)
 
 # Writing down that a case needs attention is the last thing it does: retry everything, for as
 # long as it takes (a database outage), never give up and leave the case silently stale.
@@ -118,6 +119,13 @@ class CaseWorkflow(CaseJournal):
         return self._rules
 
     # ---- queries ------------------------------------------------------------------------
+
+    def state_as(self, model: type[S]) -> S:
+        """The case as a caller sees it, typed as the procedure's own state model (what its
+        updates answer)."""
+        state = self.state()
+        assert isinstance(state, model)
+        return state
 
     @workflow.query(name="state")
     def state(self) -> CaseState:

@@ -403,9 +403,7 @@ class FreightClaimWorkflow(RefundingCase):
         """Accounting closes the claim it took over; refused before it was handed over."""
         if self._closing is None:
             self._closing = closing
-        state = self.state()
-        assert isinstance(state, FreightClaimState)
-        return state
+        return self.state_as(FreightClaimState)
 
     @close_claim.validator
     def _validate_close(self, closing: AccountingClosing) -> None:

@@ -326,7 +326,7 @@ class OrderChangeWorkflow(RefundingCase):
     async def accept_change(self, answer: ChangeAnswer) -> OrderChangeState:
         """The customer accepts the quote; refused once it expired."""
         self.reply.take(answer, True)
-        return self._change_state()
+        return self.state_as(OrderChangeState)
 
     @accept_change.validator
     def _validate_accept(self, answer: ChangeAnswer) -> None:
@@ -336,7 +336,7 @@ class OrderChangeWorkflow(RefundingCase):
     async def decline_change(self, answer: ChangeAnswer) -> OrderChangeState:
         """The customer declines the quote; the order stays as it is."""
         self.reply.take(answer, False)
-        return self._change_state()
+        return self.state_as(OrderChangeState)
 
     @decline_change.validator
     def _validate_decline(self, answer: ChangeAnswer) -> None:
@@ -358,11 +358,6 @@ class OrderChangeWorkflow(RefundingCase):
     def _quoted(self) -> bool:
         """The case waits for the customer's answer to its quote."""
         return self._status is CaseStatus.AWAITING_CUSTOMER
-
-    def _change_state(self) -> OrderChangeState:
-        state = self.state()
-        assert isinstance(state, OrderChangeState)
-        return state
 
     # ---- what callers and emails see -------------------------------------------------------
 

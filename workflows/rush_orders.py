@@ -298,7 +298,7 @@ class RushOrderWorkflow(RushDelivery):
     async def accept_fee(self, answer: FeeAnswer) -> RushState:
         """The customer accepts the fee; refused once the quote expired."""
         self.reply.take(answer, True)
-        return self._rush_state()
+        return self.state_as(RushState)
 
     @accept_fee.validator
     def _validate_accept(self, answer: FeeAnswer) -> None:
@@ -308,7 +308,7 @@ class RushOrderWorkflow(RushDelivery):
     async def decline_fee(self, answer: FeeAnswer) -> RushState:
         """The customer declines the fee; the order ships as standard."""
         self.reply.take(answer, False)
-        return self._rush_state()
+        return self.state_as(RushState)
 
     @decline_fee.validator
     def _validate_decline(self, answer: FeeAnswer) -> None:
@@ -330,11 +330,6 @@ class RushOrderWorkflow(RushDelivery):
     def _quoted(self) -> bool:
         """The case waits for the customer's answer to its quote."""
         return self._status is CaseStatus.AWAITING_CUSTOMER
-
-    def _rush_state(self) -> RushState:
-        state = self.state()
-        assert isinstance(state, RushState)
-        return state
 
     # ---- what callers and emails see -------------------------------------------------------
 
