@@ -25,6 +25,7 @@ from activities.cases import CaseActivities
 from activities.lots import LotActivities
 from activities.mail import MailRetry, OutboxDispatcher, SmtpTransport
 from activities.pending_approvals import PendingApprovalsGauge
+from infra import heap
 from infra.codec import CodecKeyError
 from infra.db import Database
 from infra.logs import configure_logging
@@ -153,6 +154,7 @@ async def main() -> None:
         client = await connect(runtime=runtime)
     except CodecKeyError as err:  # no payload key: say so in one line, start nothing
         raise SystemExit(f"error: {err}") from None
+    heap.settle()  # everything the worker keeps is imported by now
     await run_worker(client, settings, stop)
 
 

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, MinimalWorkflow, noop
 from bench.unprioritized import UnprioritizedRushWorkflow
+from infra import heap
 from infra.logs import configure_logging
 from infra.temporal import DATA_CONVERTER
 from settings import Settings
@@ -77,6 +78,7 @@ async def main(kind: str, address: str, task_queue: str, database_url: str) -> N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    heap.settle()  # as the product's worker does, for every kind: the same process settings
     async with worker:
         print("ready", flush=True)
         await stop.wait()

@@ -35,6 +35,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 
 import migrations
+from infra import heap
 from infra.codec import create_key_file, key_file_path
 from infra.db import Database
 from infra.logs import configure_logging
@@ -306,6 +307,7 @@ async def run(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         listening = asyncio.Event()
+        heap.settle()  # the worker and the API are imported: the process keeps them
         services = [asyncio.create_task(run_worker(client, settings, stop))]
         if _api_available():
             services.append(asyncio.create_task(_serve_api(client, settings, stop, listening)))
