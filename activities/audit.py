@@ -89,6 +89,13 @@ def write_one(session: Session, entry: AuditEntry) -> bool:
     return bool(write(session, [entry]))
 
 
+def write_with(session: Session, pending: Sequence[AuditEntry], entry: AuditEntry) -> bool:
+    """The case's pending lines and the line of the effect they ride with, in one pass (one
+    look-up of what is written); False when the effect's line was written before (a retry:
+    the effect happened then, and must not happen again)."""
+    return entry.seq in write(session, [*pending, entry])
+
+
 def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None:
     row = session.get(Approval, case_id) or Approval(case_id=case_id)
     row.status = state.status.value

@@ -66,8 +66,7 @@ class NoticeActivities:
         if notice.copy_cs_manager and self.settings.cs_manager_email not in to:
             to.append(self.settings.cs_manager_email)
         with self.db.transaction() as session:
-            audit.write(session, notice.audit)
-            if not audit.write_one(session, notice.entry):
+            if not audit.write_with(session, notice.audit, notice.entry):
                 return  # queued by an earlier attempt
             queue(
                 session,
@@ -115,8 +114,7 @@ class NoticeActivities:
                 # is listed and its audit line has a case to belong to.
                 session.add(audit.case_row(escalation.opening, self.settings.case_rules()))
                 session.flush()
-            audit.write(session, escalation.audit)
-            if not audit.write_one(session, entry):
+            if not audit.write_with(session, escalation.audit, entry):
                 return  # written by an earlier attempt
             queue(
                 session,
@@ -155,8 +153,7 @@ class NoticeActivities:
             return False
         case_id, key = notice.entry.case_id, f"{notice.entry.case_id}/{notice.entry.seq}"
         with self.db.transaction() as session:
-            audit.write(session, notice.audit)
-            if not audit.write_one(session, notice.entry):
+            if not audit.write_with(session, notice.audit, notice.entry):
                 return True  # queued by an earlier attempt
             for staff_id, address in contacts.items():
                 code = self.codes.issue(
