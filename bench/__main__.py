@@ -4,9 +4,12 @@ Starts the Temporal dev server (in memory) and, one after the other, three worke
 on it, each given the same load (``bench.load``): the baseline (today's refund shape with
 no-op activities), the minimal workflow (one no-op activity per external effect) and the
 production worker over a fresh database (SQLite, or PostgreSQL with ``--database-url``).
-Then a VIP rush order behind a backlog of refunds on a worker running one task at a time,
-with task priority and without (``bench.rush``). Prints a Markdown table, writes it and the
-numbers to ``bench/results/``, and exits 1 when a target is missed (see docs/benchmark.md).
+That round is run ``--rounds`` times (3), in turns, and each ratio is the median of the
+rounds' own: a machine whose speed drifts (a shared host) moves both sides of a round
+together, where one round alone could compare a fast minute with a slow one. Then a VIP
+rush order behind a backlog of refunds on a worker running one task at a time, with task
+priority and without (``bench.rush``). Prints a Markdown table, writes it and the numbers
+to ``bench/results/``, and exits 1 when a target is missed (see docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ RESULTS = ROOT / "bench" / "results"
 
 
 async def measure(
-    *, cases: int, in_flight: int, server_url: str | None, rush_backlog: int
-) -> tuple[dict[str, load.Run], list[rush.Round]]:
-    runs: dict[str, load.Run] = {}
-    rounds: list[rush.Round] = []
+    *, cases: int, in_flight: int, server_url: str | None, rush_backlog: int, rounds: int
+) -> tuple[list[dict[str, load.Run]], list[rush.Round]]:
+    """``rounds`` rounds of the three runs, each round in another order (``round_order``)."""
+    measured: list[dict[str, load.Run]] = []
+    rush_rounds: list[rush.Round] = []
     with (
         tempfile.TemporaryDirectory(prefix="casework-bench-") as tmp,
-        fresh_database(server_url, Path(tmp), cases) as database_url,
+        fresh_database(server_url, Path(tmp), cases * rounds) as database_url,
     ):
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(BIN / "temporal"),
@@ -54,27 +58,41 @@ async def measure(
         ) as env:
             address = env.client.service_client.config.target_host
             print(f"{cases} cases per run, {in_flight} in flight; Temporal at {address}")
-            for kind in results.KINDS:
-                runs[kind] = await load.run(
-                    kind,
-                    env.client,
-                    address,
-                    database_url,
-                    Path(tmp),
-                    cases=cases,
-                    in_flight=in_flight,
-                )
-                print(f"  {kind}: {runs[kind].throughput:.1f} cases/s", flush=True)
-            if rush_backlog:
-                rounds = await rush.measure(env.client, address, database_url, rush_backlog)
-                for measured in rounds:
+            for number in range(rounds):
+                runs: dict[str, load.Run] = {}
+                for kind in round_order(number):
+                    runs[kind] = await load.run(
+                        kind,
+                        env.client,
+                        address,
+                        database_url,
+                        Path(tmp),
+                        cases=cases,
+                        in_flight=in_flight,
+                        first=number * cases,  # the refunds of each round have orders of their own
+                    )
                     print(
-                        f"  VIP rush behind {rush_backlog} refunds, "
-                        f"{'with' if measured.prioritized else 'without'} priority: "
-                        f"{measured.seconds:.1f} s to awaiting_customer",
+                        f"  round {number + 1}, {kind}: {runs[kind].throughput:.1f} cases/s",
                         flush=True,
                     )
-    return runs, rounds
+                measured.append(runs)
+            if rush_backlog:
+                rush_rounds = await rush.measure(env.client, address, database_url, rush_backlog)
+                for one in rush_rounds:
+                    print(
+                        f"  VIP rush behind {rush_backlog} refunds, "
+                        f"{'with' if one.prioritized else 'without'} priority: "
+                        f"{one.seconds:.1f} s to awaiting_customer",
+                        flush=True,
+                    )
+    return measured, rush_rounds
+
+
+def round_order(number: int) -> tuple[str, ...]:
+    """The kinds in round ``number``'s order: each round starts one later, so that no kind
+    always runs first (on a cold machine) or last (on one that has slowed down)."""
+    shift = number % len(results.KINDS)
+    return results.KINDS[shift:] + results.KINDS[:shift]
 
 
 def conditions() -> dict[str, Any]:
@@ -109,14 +127,15 @@ async def main(args: argparse.Namespace) -> int:
     database = backend_name(args.database_url)
     started_at = datetime.now(UTC)
     before = conditions()
-    runs, rounds = await measure(
+    rounds, rush_rounds = await measure(
         cases=args.cases,
         in_flight=args.in_flight,
         server_url=args.database_url,
         rush_backlog=args.rush_backlog,
+        rounds=args.rounds,
     )
     result = results.build(
-        runs=runs,
+        rounds=rounds,
         cases=args.cases,
         in_flight=args.in_flight,
         database=database,
@@ -129,7 +148,7 @@ async def main(args: argparse.Namespace) -> int:
             max_activities_under_500=args.max_activities,
         ),
         conditions=before,
-        rush_rounds=rounds,
+        rush_rounds=rush_rounds,
     )
     path = results.write(result, args.results_dir, results.file_stem(started_at, database))
     print()
@@ -143,6 +162,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--cases", type=int, default=200, help="cases per run (default 200)")
     p.add_argument("--in-flight", type=int, default=100, help="concurrent cases (100)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the three runs; the ratios are the medians of each round's (default 3)",
+    )
     p.add_argument(
         "--database-url",
         help="a PostgreSQL server, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres: "

@@ -173,8 +173,11 @@ async def run(
     *,
     cases: int,
     in_flight: int,
+    first: int = 0,
 ) -> Run:
-    """Start the kind's worker process, put the load through it, stop it; count activities."""
+    """Start the kind's worker process, put the load through it, stop it; count activities.
+
+    The cases are numbered from ``first``: each round of the bench refunds orders of its own."""
     case = RUNNERS[kind]
     task_queue = f"bench-{kind}"
     log = (workdir / f"{kind}-worker.log").open("wb")
@@ -206,7 +209,9 @@ async def run(
                 done.append(Case(needs_manager(i), seconds, workflow_id, resent))
 
         began, cpu_before = time.perf_counter(), cpu.snapshot()
-        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(cases))), timeout=300)
+        await asyncio.wait_for(
+            asyncio.gather(*(one(i) for i in range(first, first + cases))), timeout=300
+        )
         seconds = time.perf_counter() - began
         used = cpu.usage(cpu_before, cpu.snapshot(), seconds, worker.pid)
         measured = Run(kind, seconds, peak_rss_mb(worker.pid), done, used, os.getloadavg())

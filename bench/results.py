@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench import rush
-from bench.load import Run
+from bench.load import Case, Run
 from bench.rush import Round
 
-SCHEMA = 1
+SCHEMA = 2  # 2: rounds, the ratios their medians
 KINDS = ("baseline", "minimal", "refund")
 
 
@@ -39,9 +40,15 @@ def spread(values: list[int]) -> dict[str, float] | None:
     return {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
 
 
+def per_case(done: list[Case], count: Callable[[Case], int]) -> dict[str, Any]:
+    """A count per case (activities, history events), for each side of the threshold."""
+    return {
+        "under_500": spread([count(c) for c in done if not c.needs_manager]),
+        "over_500": spread([count(c) for c in done if c.needs_manager]),
+    }
+
+
 def summarize(run: Run, cases: int) -> dict[str, Any]:
-    under = [c for c in run.done if not c.needs_manager]
-    over = [c for c in run.done if c.needs_manager]
     return {
         "cases": cases,
         "completed": run.completed,
@@ -52,14 +59,8 @@ def summarize(run: Run, cases: int) -> dict[str, Any]:
         "max": max(c.seconds for c in run.done),
         "peak_rss_mb": run.peak_rss_mb,
         "decisions_resent": run.decisions_resent,
-        "activities_per_case": {
-            "under_500": spread([c.activities for c in under]),
-            "over_500": spread([c.activities for c in over]),
-        },
-        "history_events_per_case": {
-            "under_500": spread([c.events for c in under]),
-            "over_500": spread([c.events for c in over]),
-        },
+        "activities_per_case": per_case(run.done, lambda c: c.activities),
+        "history_events_per_case": per_case(run.done, lambda c: c.events),
         # Cores used on average during the timed window (the machine has conditions.cpus).
         "cpu_cores": {"bench": run.cpu_usage.ours, "others": run.cpu_usage.others},
         # CPU time per case, of the worker and of the whole bench (client, dev server, worker):
@@ -70,21 +71,42 @@ def summarize(run: Run, cases: int) -> dict[str, Any]:
     }
 
 
-def build(
-    *,
-    runs: dict[str, Run],
-    cases: int,
-    in_flight: int,
-    database: str,
-    started_at: datetime,
-    label: str,
-    targets: Targets,
-    conditions: dict[str, Any],
-    rush_rounds: list[Round] | None = None,
-) -> dict[str, Any]:
-    measured = {kind: summarize(runs[kind], cases) for kind in KINDS}
+def combine(runs: list[Run], cases: int) -> dict[str, Any]:
+    """One kind over every round: the median of each speed and cost, the worst tail and
+    memory, and every case's activities and events."""
+    each = [summarize(run, cases) for run in runs]
+    done = [c for run in runs for c in run.done]
+
+    def median(value: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(value(one) for one in each)
+
+    return {
+        "cases": cases,
+        "rounds": len(runs),
+        "completed": len(done),
+        "seconds": sum(run.seconds for run in runs),
+        "throughput": median(lambda one: one["throughput"]),
+        "p50": median(lambda one: one["p50"]),
+        "p95": median(lambda one: one["p95"]),
+        "max": max(c.seconds for c in done),
+        "peak_rss_mb": max(run.peak_rss_mb for run in runs),
+        "decisions_resent": sum(run.decisions_resent for run in runs),
+        "activities_per_case": per_case(done, lambda c: c.activities),
+        "history_events_per_case": per_case(done, lambda c: c.events),
+        "cpu_cores": {
+            "bench": median(lambda one: one["cpu_cores"]["bench"]),
+            "others": median(lambda one: one["cpu_cores"]["others"]),
+        },
+        "worker_cpu_ms_per_case": median(lambda one: one["worker_cpu_ms_per_case"]),
+        "bench_cpu_ms_per_case": median(lambda one: one["bench_cpu_ms_per_case"]),
+        "load_average_after": each[-1]["load_average_after"],
+    }
+
+
+def ratios_of(measured: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The refund against the two bare workflows, from runs of one round."""
     refund, baseline, minimal = measured["refund"], measured["baseline"], measured["minimal"]
-    ratios = {
+    return {
         "throughput_vs_baseline": refund["throughput"] / baseline["throughput"],
         "p95_vs_baseline": refund["p95"] / baseline["p95"],
         "throughput_vs_minimal": refund["throughput"] / minimal["throughput"],
@@ -96,16 +118,51 @@ def build(
             refund["bench_cpu_ms_per_case"] / baseline["bench_cpu_ms_per_case"]
         ),
     }
+
+
+def build(
+    *,
+    rounds: list[dict[str, Run]],
+    cases: int,
+    in_flight: int,
+    database: str,
+    started_at: datetime,
+    label: str,
+    targets: Targets,
+    conditions: dict[str, Any],
+    rush_rounds: list[Round] | None = None,
+) -> dict[str, Any]:
+    each_round = [{kind: summarize(runs[kind], cases) for kind in KINDS} for runs in rounds]
+    round_ratios = [ratios_of(measured) for measured in each_round]
+    # Each ratio compares runs of one round (minutes apart); the median of those is the
+    # figure held to the targets.
+    ratios = {
+        name: statistics.median(one[name] for one in round_ratios) for name in round_ratios[0]
+    }
+    measured = {kind: combine([runs[kind] for runs in rounds], cases) for kind in KINDS}
+    refund = measured["refund"]
+
+    def met(name: str, ok: Callable[[float], bool]) -> int:
+        return sum(1 for one in round_ratios if ok(one[name]))
+
+    def faster(ratio: float) -> bool:
+        return ratio >= targets.min_throughput_ratio
+
+    def shorter(ratio: float) -> bool:
+        return ratio <= targets.max_p95_ratio
+
     checks = [
         check(
             f"refund throughput >= {targets.min_throughput_ratio:.2f}x the baseline's",
             ratios["throughput_vs_baseline"],
-            ratios["throughput_vs_baseline"] >= targets.min_throughput_ratio,
+            faster(ratios["throughput_vs_baseline"]),
+            met("throughput_vs_baseline", faster),
         ),
         check(
             f"refund p95 latency <= {targets.max_p95_ratio:.2f}x the baseline's",
             ratios["p95_vs_baseline"],
-            ratios["p95_vs_baseline"] <= targets.max_p95_ratio,
+            shorter(ratios["p95_vs_baseline"]),
+            met("p95_vs_baseline", shorter),
         ),
         check(
             f"refund worker peak RSS <= {targets.max_peak_rss_mb:.0f} MB",
@@ -131,10 +188,15 @@ def build(
             "cases": cases,
             "in_flight": in_flight,
             "needs_manager": "every other case: 750.00 approved by update; the others 400.00",
+            "rounds": len(rounds),
         },
         "conditions": conditions,
         "runs": measured,
         "ratios": ratios,
+        "rounds": [
+            {"order": list(runs), "runs": one, "ratios": ratios_in}
+            for runs, one, ratios_in in zip(rounds, each_round, round_ratios, strict=True)
+        ],
         # Reported, not checked: the VIP rush's latency behind a backlog (None when left out).
         "rush_priority": rush.summarize(rush_rounds) if rush_rounds else None,
         "targets": checks,
@@ -142,8 +204,12 @@ def build(
     }
 
 
-def check(target: str, measured: float, ok: bool) -> dict[str, Any]:
-    return {"target": target, "measured": measured, "ok": ok}
+def check(target: str, measured: float, ok: bool, rounds_met: int | None = None) -> dict[str, Any]:
+    """A target, its measure, and for a ratio how many rounds met it on their own."""
+    checked: dict[str, Any] = {"target": target, "measured": measured, "ok": ok}
+    if rounds_met is not None:
+        checked["rounds_met"] = rounds_met
+    return checked
 
 
 def file_stem(started_at: datetime, database: str) -> str:
@@ -177,7 +243,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Bench {result['started_at']}, {result['database']}{label}",
         "",
-        f"{load['cases']} cases per run, {load['in_flight']} in flight, {load['needs_manager']}.",
+        f"{load['cases']} cases per run, {load['in_flight']} in flight, {load['needs_manager']}. "
+        f"{_rounds_said(load.get('rounds', 1))}",
         f"Commit {conditions['commit']}, {conditions['cpus']} CPUs, load average before "
         f"{load_before} (1/5/15 min), Temporal dev server in memory. CPU: cores used on "
         "average during each run by the bench's processes and by everything else.",
@@ -210,13 +277,45 @@ def markdown(result: dict[str, Any]) -> str:
         "in the whole bench (client, dev server, worker). Decisions sent again after 15 s "
         f"without an answer (the worker saturated): {runs['refund']['decisions_resent']}.",
         "",
+        *_round_lines(result.get("rounds", [])),
         *_rush_lines(result.get("rush_priority")),
         "| target | measured | |",
         "| --- | ---: | --- |",
     ]
     for c in result["targets"]:
-        lines.append(f"| {c['target']} | {c['measured']:.2f} | {'ok' if c['ok'] else 'MISSED'} |")
+        rounds = len(result.get("rounds", []))
+        met = f" (met in {c['rounds_met']} of {rounds} rounds)" if "rounds_met" in c else ""
+        lines.append(
+            f"| {c['target']} | {c['measured']:.2f} | {'ok' if c['ok'] else 'MISSED'}{met} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _rounds_said(rounds: int) -> str:
+    if rounds == 1:
+        return "One round."
+    return (
+        f"{rounds} rounds, each running the three in turn; a run's figures are the medians of "
+        "its rounds (the worst tail and peak memory), each ratio the median of the rounds' own."
+    )
+
+
+def _round_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    if len(rounds) < 2:
+        return []
+    lines = [
+        "| round | order | refund throughput vs baseline | p95 vs baseline "
+        "| worker CPU per case vs baseline |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for number, one in enumerate(rounds, start=1):
+        ratios = one["ratios"]
+        lines.append(
+            f"| {number} | {', '.join(one['order'])} | {ratios['throughput_vs_baseline']:.2f}x "
+            f"| {ratios['p95_vs_baseline']:.2f}x "
+            f"| {ratios['worker_cpu_per_case_vs_baseline']:.2f}x |"
+        )
+    return [*lines, ""]
 
 
 def _rush_lines(measured: dict[str, Any] | None) -> list[str]:
