@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from infra.db import Approval, AuditRecord, Case, SlaClock
 from workflows.models import ApprovalState, AuditEntry, CaseOpening, CaseRules, CaseStatus
@@ -20,35 +21,23 @@ from workflows.sla_models import ClockMark
 
 def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
     """Write the lines not yet written, in seq order, each moving the case's status, step
-    and approval as it goes; the seqs written now."""
+    and approval as it goes; the seqs written now.
+
+    One statement for the lines (``INSERT ... ON CONFLICT DO NOTHING RETURNING seq``): the
+    unique ``(case_id, seq)`` says which were written before, by an earlier attempt or a
+    concurrent one, without a look-up first."""
     if not entries:
         return set()
     case_id = entries[0].case_id
     assert all(entry.case_id == case_id for entry in entries), "one case per write"
-    written = set(
-        session.scalars(
-            select(AuditRecord.seq).where(
-                AuditRecord.case_id == case_id,
-                AuditRecord.seq.in_([entry.seq for entry in entries]),
-            )
-        )
-    )
+    lines = sorted({entry.seq: entry for entry in entries}.values(), key=lambda line: line.seq)
+    written = set(session.scalars(_insert_new(session, lines)))
+    if not written:
+        return written
     case = session.get(Case, case_id)
-    added: set[int] = set()
-    for entry in sorted(entries, key=lambda line: line.seq):
-        if entry.seq in written or entry.seq in added:
+    for entry in lines:
+        if entry.seq not in written:
             continue
-        session.add(
-            AuditRecord(
-                case_id=entry.case_id,
-                seq=entry.seq,
-                at=entry.at,
-                event=entry.event,
-                actor=entry.actor,
-                detail=entry.detail,
-            )
-        )
-        added.add(entry.seq)
         if case is not None:
             if entry.status is not None:
                 case.status = entry.status.value
@@ -58,7 +47,28 @@ def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
         if entry.approval is not None:
             _save_approval(session, entry.case_id, entry.approval)
         write_clocks(session, entry.clocks)
-    return added
+    return written
+
+
+def _insert_new(session: Session, lines: Sequence[AuditEntry]) -> ReturningInsert[int]:
+    """The lines' INSERT that skips a line already there and returns the seqs it wrote."""
+    rows = [
+        {
+            "case_id": line.case_id,
+            "seq": line.seq,
+            "at": line.at,
+            "event": line.event,
+            "actor": line.actor,
+            "detail": line.detail,
+        }
+        for line in lines
+    ]
+    unique = ["case_id", "seq"]
+    if session.get_bind().dialect.name == "postgresql":
+        on_pg = postgresql.insert(AuditRecord).values(rows)
+        return on_pg.on_conflict_do_nothing(index_elements=unique).returning(AuditRecord.seq)
+    on_sqlite = sqlite.insert(AuditRecord).values(rows)
+    return on_sqlite.on_conflict_do_nothing(index_elements=unique).returning(AuditRecord.seq)
 
 
 def write_clocks(session: Session, marks: Sequence[ClockMark]) -> None:
