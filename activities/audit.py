@@ -100,9 +100,9 @@ def write_one(session: Session, entry: AuditEntry) -> bool:
 
 
 def write_with(session: Session, pending: Sequence[AuditEntry], entry: AuditEntry) -> bool:
-    """The case's pending lines and the line of the effect they ride with, in one pass (one
-    look-up of what is written); False when the effect's line was written before (a retry:
-    the effect happened then, and must not happen again)."""
+    """The case's pending lines and the line of the effect they ride with, in one statement;
+    False when the effect's line was written before (a retry: the effect happened then, and
+    must not happen again)."""
     return entry.seq in write(session, [*pending, entry])
 
 

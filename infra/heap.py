@@ -5,8 +5,8 @@ classes and functions refer to each other, so each finished run leaves cyclic ga
 only the collector frees, and it runs often. Each full collection walks every object the
 process holds, and most of those were imported at start (the SDK, SQLAlchemy, pydantic's
 schemas) and live as long as the process. ``settle`` moves them out of the collector's
-sight (``gc.freeze``) once the worker is built, and lets more objects be allocated between
-young collections, so the collector's time goes to the garbage the runs leave.
+sight (``gc.freeze``) once the worker's code is imported, and lets more objects be allocated
+between young collections, so the collector's time goes to the garbage the runs leave.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ YOUNG_THRESHOLD = 10_000
 
 
 def settle() -> None:
-    """Call once the process has imported and built what it keeps (the worker, its
-    activities): collect what the start left behind, freeze the rest, raise the threshold."""
+    """Call once the process has imported what it keeps (the SDK, the workflows, the
+    activities and their database layer): collect what the start left behind, freeze the
+    rest, raise the threshold."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
