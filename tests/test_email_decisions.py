@@ -309,6 +309,8 @@ async def test_a_link_sent_before_decision_codes_were_turned_off_no_longer_decid
     http: httpx.AsyncClient, cases: Cases, client: Client, shop: Shop, settings: Settings
 ) -> None:
     handle = await awaiting_approval(cases, client, "750.00")
+    # The state answers at once; the approval row is written with the request's email.
+    await eventually(lambda: emails(shop, handle.id, "approval_requested"))
     # Issued as if before the switch: the code and link a worker with codes on would send.
     with shop.db.transaction() as session:
         approval = session.get(Approval, handle.id)
