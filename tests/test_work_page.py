@@ -24,6 +24,7 @@ from starter import case_state, decide
 from starter.api import create_app
 from starter.api.pages import PAGE_HEADERS
 from tests.browser_helpers import PHONE, WIDE, chromium, open_page, screenshot, serious_violations
+from tests.case_helpers import state_of
 from tests.complaint_helpers import state_when
 from tests.conftest import Cases, Shop
 from tests.http_helpers import serve
@@ -216,7 +217,8 @@ async def test_the_warehouse_records_a_receipt_through_the_generated_form(
         f"Inspection completed recorded on {case_id}."
     )
     await recorded_status(shop, case_id, CaseStatus.COMPLETED)
-    done = await case_state(client, case_id, ReturnState)
+    # The row is written by the closing email; the case sets its outcome once that returns.
+    done = await state_of(client, case_id, ReturnState, lambda state: state.outcome is not None)
     assert done.outcome is not None and done.outcome.amount == Decimal("250.00")
     await page.context.close()
 
