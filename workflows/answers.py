@@ -16,10 +16,10 @@ from typing import Any, Generic, Protocol, TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.sla import RunningClock, SlaClocks
+from workflows.sla import SlaClocks
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.sla_models import Clock, Owner
+    from workflows.sla_models import Clock, Owner, RunningClock
 
 
 class Answer(Protocol):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, TypeVar
@@ -37,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionCheck,
         DecisionKind,
         Recipient,
+        Refusal,
     )
     from workflows.sla_models import Clock, Owner
 
@@ -108,14 +108,6 @@ class GatedCase(Protocol):
     ) -> None:
         """Queue an email from ``template`` with its audit line (moving the case on)."""
         ...
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a decision cannot be taken; ``kind`` lets callers map it (403 or 409)."""
-
-    kind: str  # "NotAuthorized" | "NoDecisionPending"
-    message: str
 
 
 class ApprovalGate:

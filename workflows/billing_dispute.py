@@ -16,7 +16,6 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.billing_dispute_messages import DisputeMessages
-from workflows.sla import RunningClock
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -41,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RefundMethod,
         RefundReceipt,
     )
-    from workflows.sla_models import Clock
+    from workflows.sla_models import Clock, RunningClock
 
 # An agent's silence: reminded after this many business days, the CS manager after twice as
 # many. No expiry: the agent who opened the dispute owns it until it is settled.

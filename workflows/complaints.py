@@ -14,7 +14,6 @@ from temporalio import workflow
 
 from workflows.journal import ACTIVITY_TIMEOUT, DEFAULT_RETRY
 from workflows.refunding import RefundingCase, relayed
-from workflows.sla import RunningClock
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -40,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Recipient,
     )
-    from workflows.sla_models import Clock, Owner
+    from workflows.sla_models import Clock, Owner, RunningClock
 
 # Who investigates a complaint of each category (a key of the DEPARTMENTS setting).
 INVESTIGATORS = {

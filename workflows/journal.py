@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 
-from workflows.sla import RunningClock, SlaClocks
+from workflows.sla import SlaClocks
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Recipient,
         TimelineEntry,
     )
-    from workflows.sla_models import ClockMark
+    from workflows.sla_models import ClockMark, RunningClock
 
 A = TypeVar("A")
 R = TypeVar("R")

@@ -7,6 +7,7 @@ histories hold no emails, phones or addresses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -258,6 +259,14 @@ class StoreCreditChoice(Model):
     chosen_by: Identifier = "customer"
     # A relaying service (the shop backend) names the person it relays for; recorded as such.
     on_behalf_of: Identifier | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a message cannot apply now; ``kind`` lets callers map it (403 or 409)."""
+
+    kind: str  # "NotAuthorized" | "NoDecisionPending" | a procedure's own, e.g. "UnknownRA"
+    message: str
 
 
 # ---- Activity inputs and results -----------------------------------------------------------

@@ -14,9 +14,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.approval import Refusal
 from workflows.refunding import RefundingCase, relayed
-from workflows.sla import RunningClock
 
 # Only models and pure helpers pass through the sandbox (workflows/sandbox.py).
 with workflow.unsafe.imports_passed_through():
@@ -31,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Recipient,
         RefundCheck,
+        Refusal,
     )
     from workflows.return_models import (
         InspectionResult,
@@ -46,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnState,
         ReturnVerdict,
     )
-    from workflows.sla_models import Clock, Owner
+    from workflows.sla_models import Clock, Owner, RunningClock
 
 
 # The items' value is reserved on the order before the RA is minted (issue 7, item 2).

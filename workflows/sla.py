@@ -16,7 +16,6 @@ case opens (``enable``), and the answer kept.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -27,7 +26,7 @@ from workflows import metrics
 with workflow.unsafe.imports_passed_through():
     from workflows.calendar import BusinessCalendar
     from workflows.models import CaseStatus, Recipient
-    from workflows.sla_models import WARN_AT_SHARE, Clock, ClockMark, Owner
+    from workflows.sla_models import WARN_AT_SHARE, Clock, ClockMark, Owner, RunningClock
 
 # Cases opened from this change on run their waits under SLA clocks.
 SLA_CLOCKS = "sla-clocks"
@@ -56,26 +55,6 @@ class ClockedCase(Protocol):
         detail: dict[str, str] | None = ...,
         copy_cs_manager: bool | None = ...,
     ) -> None: ...
-
-
-@dataclass
-class RunningClock:
-    """One run of a clock: its mark as it stands, whom to warn, and its watcher."""
-
-    mark: ClockMark
-    staff_ids: tuple[str, ...] = ()
-    department: str | None = None
-    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
-    busy: bool = False  # its watcher is warning or breaching (an activity in flight)
-    ends_at_due: bool = False  # its wait's end judges the breach (``SlaClocks.start``)
-
-    @property
-    def clock(self) -> Clock:
-        return self.mark.clock
-
-    @property
-    def stopped(self) -> bool:
-        return self.mark.stopped_at is not None
 
 
 class SlaClocks:

@@ -1,11 +1,15 @@
 """SLA clocks as data: their names, who owns them and the mark a case writes of one.
 
-Pure data (passed through the sandbox, workflows/sandbox.py). What a clock does while it
-runs is workflows/sla.py; docs/sla-clocks.md lists every clock with its budget and owner.
+Pure data (passed through the sandbox, workflows/sandbox.py), the record of a running clock
+included: a dataclass in a re-imported module would be built again for every case. What a
+clock does while it runs is workflows/sla.py; docs/sla-clocks.md lists every clock with its
+budget and owner.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -100,3 +104,23 @@ class ClockMark(BaseModel):
                 "stopped_at": later.stopped_at or self.stopped_at,
             }
         )
+
+
+@dataclass
+class RunningClock:
+    """One run of a clock: its mark as it stands, whom to warn, and its watcher."""
+
+    mark: ClockMark
+    staff_ids: tuple[str, ...] = ()
+    department: str | None = None
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    busy: bool = False  # its watcher is warning or breaching (an activity in flight)
+    ends_at_due: bool = False  # its wait's end judges the breach (``SlaClocks.start``)
+
+    @property
+    def clock(self) -> Clock:
+        return self.mark.clock
+
+    @property
+    def stopped(self) -> bool:
+        return self.mark.stopped_at is not None
