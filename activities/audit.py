@@ -9,12 +9,15 @@ the row already there and writes nothing twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any, Literal, cast
 
+from sqlalchemy import String, Table, bindparam, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import ReturningInsert, Update
 
-from infra.db import Approval, AuditRecord, Case, SlaClock
+from infra.db import Approval, AuditRecord, Base, Case, SlaClock, UtcDateTime
 from workflows.models import ApprovalState, AuditEntry, CaseOpening, CaseRules, CaseStatus
 from workflows.sla_models import ClockMark
 
@@ -23,75 +26,187 @@ def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
     """Write the lines not yet written, in seq order, each moving the case's status, step
     and approval as it goes; the seqs written now.
 
-    One statement for the lines (``INSERT ... ON CONFLICT DO NOTHING RETURNING seq``): the
-    unique ``(case_id, seq)`` says which were written before, by an earlier attempt or a
-    concurrent one, without a look-up first."""
+    Core statements, on the session's transaction, and no row read first: one INSERT for
+    the lines (``ON CONFLICT DO NOTHING RETURNING seq``: the unique ``(case_id, seq)`` says
+    which were written before, by an earlier attempt or a concurrent one), one UPDATE of
+    the case, and one upsert each for its approval and clocks when the lines carry them."""
     if not entries:
         return set()
     case_id = entries[0].case_id
     assert all(entry.case_id == case_id for entry in entries), "one case per write"
     lines = sorted({entry.seq: entry for entry in entries}.values(), key=lambda line: line.seq)
-    written = set(session.scalars(_insert_new(session, lines)))
-    if not written:
+    dialect = _dialect(session)
+    written: set[int] = set(session.scalars(_insert_new(dialect), [_line_row(ln) for ln in lines]))
+    new = [line for line in lines if line.seq in written]
+    if not new:
         return written
-    case = session.get(Case, case_id)
-    for entry in lines:
-        if entry.seq not in written:
-            continue
-        if case is not None:
-            if entry.status is not None:
-                case.status = entry.status.value
-            if entry.step is not None:
-                case.step = entry.step
-            case.updated_at = max(case.updated_at, entry.at)
-        if entry.approval is not None:
-            _save_approval(session, entry.case_id, entry.approval)
-        write_clocks(session, entry.clocks)
+    session.execute(
+        _case_moved(), _case_move(case_id, new), execution_options={"synchronize_session": False}
+    )
+    approvals = [line.approval for line in new if line.approval is not None]
+    if approvals:  # the last one stands, as if each had been written in turn
+        session.execute(_approval_upsert(dialect), [_approval_row(case_id, approvals[-1])])
+    write_clocks(session, [mark for line in new for mark in line.clocks])
     return written
-
-
-def _insert_new(session: Session, lines: Sequence[AuditEntry]) -> ReturningInsert[int]:
-    """The lines' INSERT that skips a line already there and returns the seqs it wrote."""
-    rows = [
-        {
-            "case_id": line.case_id,
-            "seq": line.seq,
-            "at": line.at,
-            "event": line.event,
-            "actor": line.actor,
-            "detail": line.detail,
-        }
-        for line in lines
-    ]
-    unique = ["case_id", "seq"]
-    if session.get_bind().dialect.name == "postgresql":
-        on_pg = postgresql.insert(AuditRecord).values(rows)
-        return on_pg.on_conflict_do_nothing(index_elements=unique).returning(AuditRecord.seq)
-    on_sqlite = sqlite.insert(AuditRecord).values(rows)
-    return on_sqlite.on_conflict_do_nothing(index_elements=unique).returning(AuditRecord.seq)
 
 
 def write_clocks(session: Session, marks: Sequence[ClockMark]) -> None:
     """Each clock's row as its marks know it: an instant once written stays, so marks
     written twice, or out of order, leave the same row."""
-    for mark in marks:
-        row = session.get(SlaClock, mark.key)
-        if row is None:
-            row = SlaClock(
-                key=mark.key,
-                case_id=mark.case_id,
-                procedure=mark.procedure,
-                clock=mark.clock.value,
-                owner=mark.owner,
-                budget_seconds=mark.budget_seconds,
-                started_at=mark.started_at,
-                warn_at=mark.warn_at,
-                due_at=mark.due_at,
-            )
-            session.add(row)
-        row.warned_at = row.warned_at or mark.warned_at
-        row.breached_at = row.breached_at or mark.breached_at
-        row.stopped_at = row.stopped_at or mark.stopped_at
+    by_key: dict[str, ClockMark] = {}
+    for mark in marks:  # one row per clock run in the statement: an upsert moves a row once
+        first = by_key.get(mark.key)
+        by_key[mark.key] = mark if first is None else _kept(first, mark)
+    if by_key:
+        rows = [_mark_row(mark) for mark in by_key.values()]
+        session.execute(_clock_upsert(_dialect(session)), rows)
+
+
+def _kept(first: ClockMark, later: ClockMark) -> ClockMark:
+    """The row the first mark creates, with each instant as first known."""
+    return first.model_copy(
+        update={
+            "warned_at": first.warned_at or later.warned_at,
+            "breached_at": first.breached_at or later.breached_at,
+            "stopped_at": first.stopped_at or later.stopped_at,
+        }
+    )
+
+
+Dialect = Literal["postgresql", "sqlite"]
+
+
+def _dialect(session: Session) -> Dialect:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
+def _table(entity: type[Base]) -> Table:
+    return cast(Table, entity.__table__)
+
+
+def _insert(dialect: Dialect, table: Table) -> postgresql.Insert | sqlite.Insert:
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+@cache
+def _insert_new(dialect: Dialect) -> ReturningInsert[Any]:
+    """The lines' INSERT that skips a line already there and returns the seqs it wrote."""
+    table = _table(AuditRecord)
+    insert = _insert(dialect, table).on_conflict_do_nothing(index_elements=["case_id", "seq"])
+    return insert.returning(table.c.seq)
+
+
+def _line_row(line: AuditEntry) -> dict[str, Any]:
+    return {
+        "case_id": line.case_id,
+        "seq": line.seq,
+        "at": line.at,
+        "event": line.event,
+        "actor": line.actor,
+        "detail": line.detail,
+    }
+
+
+@cache
+def _case_moved() -> Update:
+    """The case's status and step as the last lines that name them, and its ``updated_at``
+    moved on (never back: a late retry's line is older than the case)."""
+    moved_at = bindparam("moved_at", type_=UtcDateTime())
+    return (
+        update(Case)
+        .where(Case.id == bindparam("moved_case"))
+        .values(
+            status=func.coalesce(bindparam("new_status", type_=String()), Case.status),
+            step=func.coalesce(bindparam("new_step", type_=String()), Case.step),
+            updated_at=case((Case.updated_at < moved_at, moved_at), else_=Case.updated_at),
+        )
+    )
+
+
+def _case_move(case_id: str, lines: Sequence[AuditEntry]) -> dict[str, Any]:
+    status = [line.status.value for line in lines if line.status is not None]
+    step = [line.step for line in lines if line.step is not None]
+    return {
+        "moved_case": case_id,
+        "new_status": status[-1] if status else None,
+        "new_step": step[-1] if step else None,
+        "moved_at": max(line.at for line in lines),
+    }
+
+
+@cache
+def _approval_upsert(dialect: Dialect) -> postgresql.Insert | sqlite.Insert:
+    table = _table(Approval)
+    insert = _insert(dialect, table)
+    changed = {name: insert.excluded[name] for name in APPROVAL_COLUMNS}
+    return insert.on_conflict_do_update(index_elements=["case_id"], set_=changed)
+
+
+APPROVAL_COLUMNS = (
+    "status",
+    "amount",
+    "reason",
+    "requested_by",
+    "requested_at",
+    "remind_at",
+    "escalate_at",
+    "due_at",
+    "eligible_approvers",
+    "decided_by",
+    "decided_at",
+    "note",
+    "kind",
+    "rule",
+)
+
+
+def _approval_row(case_id: str, state: ApprovalState) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "status": state.status.value,
+        "amount": state.amount,
+        "reason": state.reason,
+        "requested_by": state.requested_by,
+        "requested_at": state.requested_at,
+        "remind_at": state.remind_at,
+        "escalate_at": state.escalate_at,
+        "due_at": state.due_at,
+        "eligible_approvers": list(state.eligible_approvers),
+        "decided_by": state.decided_by,
+        "decided_at": state.decided_at,
+        "note": state.note,
+        "kind": state.kind.value,
+        "rule": state.rule,
+    }
+
+
+@cache
+def _clock_upsert(dialect: Dialect) -> postgresql.Insert | sqlite.Insert:
+    """A clock's row, or its instants filled in where still empty."""
+    table = _table(SlaClock)
+    insert = _insert(dialect, table)
+    kept = {
+        name: func.coalesce(table.c[name], insert.excluded[name])
+        for name in ("warned_at", "breached_at", "stopped_at")
+    }
+    return insert.on_conflict_do_update(index_elements=["key"], set_=kept)
+
+
+def _mark_row(mark: ClockMark) -> dict[str, Any]:
+    return {
+        "key": mark.key,
+        "case_id": mark.case_id,
+        "procedure": mark.procedure,
+        "clock": mark.clock.value,
+        "owner": mark.owner,
+        "budget_seconds": mark.budget_seconds,
+        "started_at": mark.started_at,
+        "warn_at": mark.warn_at,
+        "due_at": mark.due_at,
+        "warned_at": mark.warned_at,
+        "breached_at": mark.breached_at,
+        "stopped_at": mark.stopped_at,
+    }
 
 
 def write_one(session: Session, entry: AuditEntry) -> bool:
@@ -104,25 +219,6 @@ def write_with(session: Session, pending: Sequence[AuditEntry], entry: AuditEntr
     False when the effect's line was written before (a retry: the effect happened then, and
     must not happen again)."""
     return entry.seq in write(session, [*pending, entry])
-
-
-def _save_approval(session: Session, case_id: str, state: ApprovalState) -> None:
-    row = session.get(Approval, case_id) or Approval(case_id=case_id)
-    row.status = state.status.value
-    row.amount = state.amount
-    row.reason = state.reason
-    row.requested_by = state.requested_by
-    row.requested_at = state.requested_at
-    row.remind_at = state.remind_at
-    row.escalate_at = state.escalate_at
-    row.due_at = state.due_at
-    row.eligible_approvers = list(state.eligible_approvers)
-    row.decided_by = state.decided_by
-    row.decided_at = state.decided_at
-    row.note = state.note
-    row.kind = state.kind.value
-    row.rule = state.rule
-    session.add(row)
 
 
 def case_row(opening: CaseOpening, rules: CaseRules) -> Case:
