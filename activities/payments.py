@@ -15,14 +15,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, ColumnElement, Result, literal, select, type_coerce, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Result,
+    Select,
+    bindparam,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from activities import audit as audit_trail
-from infra.db import Case, Database, LedgerEntry, Order, OrderCharge, RefundReservation
+from infra.db import (
+    Case,
+    Database,
+    LedgerEntry,
+    Order,
+    OrderCharge,
+    RefundReservation,
+    UtcDateTime,
+)
 from workflows.models import AuditEntry, RefundInstruction, RefundMethod, RefundReceipt
 from workflows.rush_models import ChargeReceipt, FeeCharge
 
@@ -56,27 +76,32 @@ class LocalPaymentGateway:
     def refund(self, instruction: RefundInstruction) -> str:
         # A look, not a write: on SQLite a write transaction would queue every refund behind
         # the database's one writer for nothing.
-        with self._db.read() as session:
-            order = session.get(Order, instruction.order_id)
-            if order is None:
-                raise PaymentDeclined(f"order {instruction.order_id} is unknown to the gateway")
-            if (
-                instruction.method is RefundMethod.ORIGINAL_PAYMENT
-                and order.payment_account != "active"
-            ):
-                raise PaymentDeclined("the original payment account is closed")
+        account = self._account(instruction.order_id)
+        if account is None:
+            raise PaymentDeclined(f"order {instruction.order_id} is unknown to the gateway")
+        if instruction.method is RefundMethod.ORIGINAL_PAYMENT and account != "active":
+            raise PaymentDeclined("the original payment account is closed")
         prefix = "SC" if instruction.method is RefundMethod.STORE_CREDIT else "RF"
         return _reference(prefix, instruction.idempotency_key)
 
     def charge(self, charge: FeeCharge) -> str:
-        with self._db.read() as session:
-            order = session.get(Order, charge.order_id)
-            if order is None:
-                raise PaymentDeclined(f"order {charge.order_id} is unknown to the gateway")
-            if order.payment_account != "active":
-                raise PaymentDeclined("the payment account is closed")
+        account = self._account(charge.order_id)
+        if account is None:
+            raise PaymentDeclined(f"order {charge.order_id} is unknown to the gateway")
+        if account != "active":
+            raise PaymentDeclined("the payment account is closed")
         # Derived from the key alone: a repeated charge gets the first reference.
         return _reference("CH", charge.idempotency_key)
+
+    def _account(self, order_id: str) -> str | None:
+        """The state of the order's payment account; None for an unknown order."""
+        with self._db.read() as session:
+            return session.scalar(_payment_account(), {"paying_order": order_id})
+
+
+@cache
+def _payment_account() -> Select[str]:
+    return select(Order.payment_account).where(Order.id == bindparam("paying_order"))
 
 
 def _reference(prefix: str, key: str) -> str:
@@ -231,13 +256,13 @@ class RefundLedger:
                 session.add(entry)
                 session.flush()  # a repeat fails here, before the order is touched
                 paid = session.execute(
-                    update(RefundReservation)
-                    .where(
-                        RefundReservation.idempotency_key == instruction.idempotency_key,
-                        RefundReservation.status == Held.HELD.value,
-                        RefundReservation.amount == instruction.amount,
-                    )
-                    .values(status=Held.PAID.value, updated_at=datetime.now(UTC))
+                    _reservation_paid(),
+                    {
+                        "paid_key": instruction.idempotency_key,
+                        "held_amount": instruction.amount,
+                        "paid_at": datetime.now(UTC),
+                    },
+                    execution_options=_UNSYNCED,
                 )
                 if _rowcount(paid) != 1:
                     raise RuntimeError(
@@ -245,12 +270,9 @@ class RefundLedger:
                         f"{instruction.idempotency_key}: the gateway must not have been called"
                     )
                 session.execute(
-                    update(Order)
-                    .where(Order.id == instruction.order_id)
-                    .values(
-                        reserved=Order.reserved - _literal(cents),
-                        refunded=Order.refunded + _literal(cents),
-                    )
+                    _paying(),
+                    {"on_order": instruction.order_id, "cents": cents},
+                    execution_options=_UNSYNCED,
                 )
                 return _receipt(entry)
         except IntegrityError:
@@ -359,26 +381,66 @@ def _literal(cents: int) -> ColumnElement[int]:
 
 def _take(session: Session, order_id: str, amount: Decimal) -> bool:
     """Reserve ``amount`` on the order if it is still refundable: check and take at once."""
-    cents = _literal(_cents(amount))
-    taken = session.execute(
-        update(Order)
-        .where(
-            Order.id == order_id,
-            type_coerce(Order.total, BigInteger)
-            - type_coerce(Order.refunded, BigInteger)
-            - type_coerce(Order.reserved, BigInteger)
-            >= cents,
-        )
-        .values(reserved=Order.reserved + cents)
-    )
-    return _rowcount(taken) == 1
+    params = {"on_order": order_id, "cents": _cents(amount)}
+    return _rowcount(session.execute(_taking(), params, execution_options=_UNSYNCED)) == 1
 
 
 def _give_back(session: Session, order_id: str, amount: Decimal) -> None:
-    session.execute(
+    params = {"on_order": order_id, "cents": _cents(amount)}
+    session.execute(_giving_back(), params, execution_options=_UNSYNCED)
+
+
+# The ledger's statements are built once and run with their amounts as parameters: building
+# a statement costs more than running it. Their transactions load no order or reservation
+# row, so no loaded object needs keeping in step with them.
+_UNSYNCED = {"synchronize_session": False}
+# Integer cents, typed as such: the columns hold cents, the expressions stay in SQL.
+_CENTS = bindparam("cents", type_=BigInteger())
+
+
+@cache
+def _taking() -> Update:
+    refundable = (
+        type_coerce(Order.total, BigInteger)
+        - type_coerce(Order.refunded, BigInteger)
+        - type_coerce(Order.reserved, BigInteger)
+    )
+    return (
         update(Order)
-        .where(Order.id == order_id)
-        .values(reserved=Order.reserved - _literal(_cents(amount)))
+        .where(Order.id == bindparam("on_order"), refundable >= _CENTS)
+        .values(reserved=Order.reserved + _CENTS)
+    )
+
+
+@cache
+def _giving_back() -> Update:
+    return (
+        update(Order)
+        .where(Order.id == bindparam("on_order"))
+        .values(reserved=Order.reserved - _CENTS)
+    )
+
+
+@cache
+def _paying() -> Update:
+    """The reserved amount becomes refunded."""
+    return (
+        update(Order)
+        .where(Order.id == bindparam("on_order"))
+        .values(reserved=Order.reserved - _CENTS, refunded=Order.refunded + _CENTS)
+    )
+
+
+@cache
+def _reservation_paid() -> Update:
+    return (
+        update(RefundReservation)
+        .where(
+            RefundReservation.idempotency_key == bindparam("paid_key"),
+            RefundReservation.status == Held.HELD.value,
+            RefundReservation.amount == bindparam("held_amount"),
+        )
+        .values(status=Held.PAID.value, updated_at=bindparam("paid_at", type_=UtcDateTime()))
     )
 
 
