@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, Literal, cast
 
-from sqlalchemy import String, Table, bindparam, case, func, update
+from sqlalchemy import Insert, String, Table, bindparam, case, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert, Update
@@ -221,19 +221,33 @@ def write_with(session: Session, pending: Sequence[AuditEntry], entry: AuditEntr
     return entry.seq in write(session, [*pending, entry])
 
 
+def open_case_row(session: Session, opening: CaseOpening, rules: CaseRules) -> None:
+    """Insert the case row as the case opens; ``IntegrityError`` when it exists already."""
+    session.execute(_case_insert(), [_case_values(opening, rules)])
+
+
 def case_row(opening: CaseOpening, rules: CaseRules) -> Case:
     """The case row as a case opens, with the rules it opens under."""
-    return Case(
-        id=opening.case_id,
-        type=opening.case_type.value,
-        status=CaseStatus.RECEIVED.value,
-        step="Received",
-        order_id=opening.order_id,
-        customer_id=opening.customer_id,
-        amount=opening.amount,
-        requested_by=opening.requested_by,
-        request=opening.request,
-        rules=rules.model_dump(mode="json"),
-        opened_at=opening.opened_at,
-        updated_at=opening.opened_at,
-    )
+    return Case(**_case_values(opening, rules))
+
+
+@cache
+def _case_insert() -> Insert:
+    return insert(_table(Case))
+
+
+def _case_values(opening: CaseOpening, rules: CaseRules) -> dict[str, Any]:
+    return {
+        "id": opening.case_id,
+        "type": opening.case_type.value,
+        "status": CaseStatus.RECEIVED.value,
+        "step": "Received",
+        "order_id": opening.order_id,
+        "customer_id": opening.customer_id,
+        "amount": opening.amount,
+        "requested_by": opening.requested_by,
+        "request": opening.request,
+        "rules": rules.model_dump(mode="json"),
+        "opened_at": opening.opened_at,
+        "updated_at": opening.opened_at,
+    }

@@ -150,8 +150,7 @@ class CaseActivities(
             # One transaction on the common path; a retry (or a concurrent attempt) meets the
             # row it wrote on the primary key, rolls back, and reads the rules stored there.
             with self.db.transaction() as session:
-                session.add(audit.case_row(opening, rules))
-                session.flush()  # the lines below move the case row just added
+                audit.open_case_row(session, opening, rules)
                 audit.write(session, opening.audit)
         except IntegrityError:
             existing = self._stored_rules(opening.case_id)

@@ -113,8 +113,7 @@ class NoticeActivities:
             if session.get(Case, entry.case_id) is None and escalation.opening is not None:
                 # The fault came before the case row was written: write it now, so the case
                 # is listed and its audit line has a case to belong to.
-                session.add(audit.case_row(escalation.opening, self.settings.case_rules()))
-                session.flush()
+                audit.open_case_row(session, escalation.opening, self.settings.case_rules())
             if not audit.write_with(session, escalation.audit, entry):
                 return  # written by an earlier attempt
             queue(

@@ -16,14 +16,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Insert,
     Result,
     Select,
+    Table,
     bindparam,
+    insert,
     literal,
     select,
     type_coerce,
@@ -177,24 +180,23 @@ class RefundLedger:
                     # The key is claimed first: a concurrent attempt with the same key waits
                     # on it, then fails on the unique key and finds this hold, instead of
                     # being refused for lack of the room this attempt just took.
-                    row = RefundReservation(
-                        idempotency_key=key,
-                        case_id=case_id,
-                        order_id=order_id,
-                        amount=amount,
-                        status=Held.HELD.value,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    session.add(row)
-                    session.flush()
+                    claim = {
+                        "idempotency_key": key,
+                        "case_id": case_id,
+                        "order_id": order_id,
+                        "amount": amount,
+                        "status": Held.HELD.value,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    session.execute(_claiming(), [claim])
                 else:
                     already = row.amount
                 if amount > already and not _take(session, order_id, amount - already):
                     raise _NoRoom  # rolls the claim back: an existing hold keeps what it had
                 if amount < already:
                     _give_back(session, order_id, already - amount)
-                if row.amount != amount:  # an existing hold, set again to another amount
+                if row is not None and row.amount != amount:  # an existing hold, set again
                     row.amount = amount
                     row.updated_at = now
                 return Held.HELD
@@ -243,18 +245,18 @@ class RefundLedger:
         cents = _cents(instruction.amount)
         try:
             with self._db.transaction() as session:
-                entry = LedgerEntry(
-                    idempotency_key=instruction.idempotency_key,
-                    case_id=instruction.case_id,
-                    order_id=instruction.order_id,
-                    customer_id=instruction.customer_id,
-                    method=instruction.method.value,
-                    amount=instruction.amount,
-                    reference=reference,
-                    issued_at=instruction.issued_at,
-                )
-                session.add(entry)
-                session.flush()  # a repeat fails here, before the order is touched
+                entry = {
+                    "idempotency_key": instruction.idempotency_key,
+                    "case_id": instruction.case_id,
+                    "order_id": instruction.order_id,
+                    "customer_id": instruction.customer_id,
+                    "method": instruction.method.value,
+                    "amount": instruction.amount,
+                    "reference": reference,
+                    "issued_at": instruction.issued_at,
+                }
+                # A repeat fails here, on the unique key, before the order is touched.
+                session.execute(_entering(), [entry])
                 paid = session.execute(
                     _reservation_paid(),
                     {
@@ -274,7 +276,12 @@ class RefundLedger:
                     {"on_order": instruction.order_id, "cents": cents},
                     execution_options=_UNSYNCED,
                 )
-                return _receipt(entry)
+                return RefundReceipt(
+                    reference=reference,
+                    method=instruction.method,
+                    amount=instruction.amount,
+                    issued_at=instruction.issued_at,
+                )
         except IntegrityError:
             existing = self.find(instruction.idempotency_key)
             if existing is None:
@@ -396,6 +403,16 @@ def _give_back(session: Session, order_id: str, amount: Decimal) -> None:
 _UNSYNCED = {"synchronize_session": False}
 # Integer cents, typed as such: the columns hold cents, the expressions stay in SQL.
 _CENTS = bindparam("cents", type_=BigInteger())
+
+
+@cache
+def _claiming() -> Insert:
+    return insert(cast(Table, RefundReservation.__table__))
+
+
+@cache
+def _entering() -> Insert:
+    return insert(cast(Table, LedgerEntry.__table__))
 
 
 @cache
