@@ -52,25 +52,9 @@ def write(session: Session, entries: Sequence[AuditEntry]) -> set[int]:
 
 def write_clocks(session: Session, marks: Sequence[ClockMark]) -> None:
     """Each clock's row as its marks know it: an instant once written stays, so marks
-    written twice, or out of order, leave the same row."""
-    by_key: dict[str, ClockMark] = {}
-    for mark in marks:  # one row per clock run in the statement: an upsert moves a row once
-        first = by_key.get(mark.key)
-        by_key[mark.key] = mark if first is None else _kept(first, mark)
-    if by_key:
-        rows = [_mark_row(mark) for mark in by_key.values()]
-        session.execute(_clock_upsert(_dialect(session)), rows)
-
-
-def _kept(first: ClockMark, later: ClockMark) -> ClockMark:
-    """The row the first mark creates, with each instant as first known."""
-    return first.model_copy(
-        update={
-            "warned_at": first.warned_at or later.warned_at,
-            "breached_at": first.breached_at or later.breached_at,
-            "stopped_at": first.stopped_at or later.stopped_at,
-        }
-    )
+    written twice, or out of order, leave the same row. One upsert per mark, in turn."""
+    if marks:
+        session.execute(_clock_upsert(_dialect(session)), [_mark_row(mark) for mark in marks])
 
 
 Dialect = Literal["postgresql", "sqlite"]

@@ -156,16 +156,16 @@ class LocalOrderSystem:
 
     def get_customer(self, customer_id: str) -> CustomerInfo | None:
         with self._db.read() as session:
-            customer = session.get(Customer, customer_id)
-            if customer is None:
-                return None
-            return CustomerInfo(
-                id=customer.id,
-                name=customer.name,
-                email=customer.email,
-                vip=customer.vip,
-                commercial=customer.commercial,
-            )
+            customer = session.execute(_customer(), {"wanted": customer_id}).first()
+        if customer is None:
+            return None
+        return CustomerInfo(
+            id=customer.id,
+            name=customer.name,
+            email=customer.email,
+            vip=customer.vip,
+            commercial=customer.commercial,
+        )
 
     def place_replacement(
         self, replacement_id: str, *, order_id: str, sku: str, at: datetime
@@ -395,3 +395,10 @@ def _order_with_lines() -> Select[*tuple[Any, ...]]:
         .where(Order.id == bindparam("wanted"))
         .order_by(OrderLine.sku)
     )
+
+
+@cache
+def _customer() -> Select[str, str, str, bool, bool]:
+    return select(
+        Customer.id, Customer.name, Customer.email, Customer.vip, Customer.commercial
+    ).where(Customer.id == bindparam("wanted"))

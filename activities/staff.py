@@ -6,10 +6,11 @@ import hashlib
 import secrets
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, bindparam, select
 
-from infra.db import Database, Delegation, Staff
+from infra.db import Database, Delegation, Staff, UtcDateTime
 from workflows.models import ApproverDirectory, StaffMember
 
 ROLES = ("agent", "backend", "warehouse", "supervisor", "manager", "qa", "accounting")
@@ -85,14 +86,10 @@ class StaffDirectory:
     def approver_directory(self, at: datetime) -> ApproverDirectory:
         """Everyone active, with those standing in for someone at ``at`` marked as such."""
         with self._db.read() as session:
-            people = session.scalars(select(Staff).where(Staff.active).order_by(Staff.id)).all()
+            people = session.scalars(_active_staff()).all()
             acting = {
                 d.delegate_id: d.staff_id
-                for d in session.scalars(
-                    select(Delegation).where(
-                        and_(Delegation.starts_at <= at, Delegation.ends_at > at)
-                    )
-                )
+                for d in session.scalars(_delegations_at(), {"delegated_at": at})
             }
             return ApproverDirectory(
                 staff=tuple(_member(p, acting_for=acting.get(p.id)) for p in people)
@@ -101,25 +98,52 @@ class StaffDirectory:
     def is_inactive(self, staff_id: str) -> bool:
         """True for someone in the directory who has been deactivated."""
         with self._db.read() as session:
-            staff = session.get(Staff, staff_id)
-            return staff is not None and not staff.active
+            active = session.scalar(_is_active(), {"person": staff_id})
+            return active is not None and not active
 
     def contacts(self, staff_ids: tuple[str, ...]) -> dict[str, str]:
         """Email address by staff id, for those of ``staff_ids`` who are active."""
         if not staff_ids:
             return {}
         with self._db.read() as session:
-            rows = session.execute(
-                select(Staff.id, Staff.email).where(Staff.id.in_(staff_ids), Staff.active)
-            ).all()
+            rows = session.execute(_active_contacts(), {"people": list(staff_ids)}).all()
             return {staff_id: email for staff_id, email in sorted(rows)}
 
     def emails(self, staff_ids: tuple[str, ...]) -> list[str]:
         if not staff_ids:
             return []
         with self._db.read() as session:
-            rows = session.scalars(select(Staff.email).where(Staff.id.in_(staff_ids))).all()
+            rows = session.scalars(_emails(), {"people": list(staff_ids)}).all()
             return sorted(rows)
+
+
+# The look-ups a case makes are built once and run with parameters: building a statement
+# costs more than running it.
+@cache
+def _active_staff() -> Select[Staff]:
+    return select(Staff).where(Staff.active).order_by(Staff.id)
+
+
+@cache
+def _delegations_at() -> Select[Delegation]:
+    at = bindparam("delegated_at", type_=UtcDateTime())
+    return select(Delegation).where(and_(Delegation.starts_at <= at, Delegation.ends_at > at))
+
+
+@cache
+def _is_active() -> Select[bool]:
+    return select(Staff.active).where(Staff.id == bindparam("person"))
+
+
+@cache
+def _active_contacts() -> Select[str, str]:
+    people = Staff.id.in_(bindparam("people", expanding=True))
+    return select(Staff.id, Staff.email).where(people, Staff.active)
+
+
+@cache
+def _emails() -> Select[str]:
+    return select(Staff.email).where(Staff.id.in_(bindparam("people", expanding=True)))
 
 
 def _member(staff: Staff, acting_for: str | None = None) -> StaffMember:

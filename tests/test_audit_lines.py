@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
 from activities import audit
 from activities.cases import CaseActivities
-from infra.db import AuditRecord, Case
+from infra.db import Approval, AuditRecord, Case, SlaClock
 from tests.activity_helpers import open_case
 from tests.conftest import Shop
 from tests.races import at_once
-from workflows.models import AuditEntry, CaseStatus
+from workflows.models import ApprovalState, ApprovalStatus, AuditEntry, CaseStatus
+from workflows.sla_models import Clock, ClockMark
 
 CASE = "refund-lines"
 
@@ -85,3 +87,98 @@ def test_two_attempts_writing_the_same_lines_at_once_write_each_line_once(
     written = [seq for result in results if isinstance(result, set) for seq in sorted(result)]
     assert sorted(written) == [2, 3, 4]
     assert trail(shop) == [(2, "step_2"), (3, "step_3"), (4, "step_4")]
+
+
+AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def mark(**instants: datetime) -> ClockMark:
+    """The case's approval expiry clock, with the instants given."""
+    return ClockMark(
+        key=f"{CASE}/approval_expiry/1",
+        case_id=CASE,
+        procedure="refund",
+        clock=Clock.APPROVAL_EXPIRY,
+        owner="manager",
+        budget_seconds=3 * 8 * 3600,
+        started_at=AT,
+        warn_at=AT + timedelta(days=2),
+        due_at=AT + timedelta(days=3),
+        **instants,
+    )
+
+
+def line(seq: int, **fields: object) -> AuditEntry:
+    return AuditEntry.model_validate(
+        {
+            "case_id": CASE,
+            "seq": seq,
+            "at": AT + timedelta(minutes=seq),
+            "event": "e",
+            "actor": "system",
+            **fields,
+        }
+    )
+
+
+def approval(status: ApprovalStatus, decided_by: str | None = None) -> ApprovalState:
+    return ApprovalState(
+        status=status,
+        amount=Decimal("750.00"),
+        reason="broken on arrival",
+        requested_by="agent-amy",
+        requested_at=AT,
+        remind_at=AT + timedelta(hours=4),
+        escalate_at=AT + timedelta(hours=8),
+        due_at=AT + timedelta(days=3),
+        eligible_approvers=("mgr-mia",),
+        decided_by=decided_by,
+        decided_at=AT + timedelta(hours=1) if decided_by else None,
+    )
+
+
+def test_marks_of_one_clock_written_together_keep_each_instant_as_first_known(
+    activities: CaseActivities, shop: Shop
+) -> None:
+    open_case(activities, CASE)
+    warned, stopped = AT + timedelta(days=2), AT + timedelta(days=2, hours=1)
+    with shop.db.transaction() as session:
+        # Started, warned and stopped between two lines: three marks of one clock in one write.
+        audit.write(
+            session,
+            [
+                line(2, clocks=[mark(), mark(warned_at=warned)]),
+                line(3, clocks=[mark(stopped_at=stopped)]),
+            ],
+        )
+    with shop.db.transaction() as session:
+        # A mark written again later, with another warning instant, changes nothing.
+        audit.write(session, [line(4, clocks=[mark(warned_at=warned + timedelta(hours=5))])])
+
+    with shop.db.read() as session:
+        rows = session.scalars(select(SlaClock).where(SlaClock.case_id == CASE)).all()
+    assert [
+        (row.key, row.warn_at, row.warned_at, row.stopped_at, row.breached_at) for row in rows
+    ] == [(f"{CASE}/approval_expiry/1", AT + timedelta(days=2), warned, stopped, None)]
+
+
+def test_the_approval_stands_as_the_last_new_line_left_it(
+    activities: CaseActivities, shop: Shop
+) -> None:
+    open_case(activities, CASE)
+    pending = approval(ApprovalStatus.PENDING)
+    approved = approval(ApprovalStatus.APPROVED, decided_by="mgr-mia")
+    with shop.db.transaction() as session:
+        audit.write(session, [line(3, approval=approved), line(2, approval=pending)])
+    with shop.db.transaction() as session:
+        # The request's line carried again (a retry): written before, it moves nothing back.
+        assert audit.write(session, [line(2, approval=pending)]) == set()
+
+    with shop.db.read() as session:
+        row = session.get(Approval, CASE)
+        assert row is not None
+        assert (row.status, row.decided_by) == ("approved", "mgr-mia")
+        assert (row.amount, row.eligible_approvers) == (Decimal("750.00"), ["mgr-mia"])
+        case = session.get(Case, CASE)
+        # Lines older than the case (AT is days back) never move its updated_at back.
+        assert case is not None and case.updated_at == case.opened_at
