@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bench import activities as activity_costs
 from tests.conftest import PG_ADMIN_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,3 +142,29 @@ def test_bench_on_postgresql_uses_a_database_of_its_own_and_drops_it(tmp_path: P
     with admin.connect() as conn:
         assert set(conn.scalars(listing)) == before
     admin.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_activity_costs_replay_a_recorded_approved_refund_on_cases_of_their_own(
+    database: str,
+) -> None:
+    server = None
+    if database == "postgresql":
+        require_postgres(PG_ADMIN_URL, os.environ)
+        server = PG_ADMIN_URL
+    history = activity_costs.HISTORIES / "refund_sla_clocks_approved_by_update.json"
+
+    measured = activity_costs.run(history, cases=2, server_url=server)
+
+    # Each case ran the recorded steps, in order, on an order of its own, and ended completed.
+    assert measured.calls == (
+        "open_case",
+        "verify_refund",
+        "find_approvers",
+        "send_notice",
+        "verify_decision",
+        "issue_refund",
+        "send_notice",
+    )
+    assert measured.completed == 2
+    assert all(ms > 0 for ms in measured.cpu_ms_per_case.values()), measured
